@@ -1,0 +1,106 @@
+/**
+ * The bus: a partitioned, replayable log with consumer groups. The interface is Kafka's, reduced to
+ * what qoe-stream uses, so the in-memory implementation (embedded runtime) and the kafkajs adapter
+ * (distributed runtime) are interchangeable:
+ * - a topic has N partitions; a message goes to partition murmur2(key) % N (Kafka's default partitioner);
+ * - order is kept per partition; offsets are per partition, from 0, dense;
+ * - a consumer group splits a topic's partitions among its members; committed offsets are per group;
+ * - `send` resolves only once the message is durable (acks=all) and rejects with a BusError otherwise;
+ * - `sendWithOffsets` makes output records and the input offsets visible atomically (Kafka transaction).
+ */
+
+export interface BusMessage {
+  key: string;
+  value: Buffer;
+  /** Producer timestamp; defaults to the send time. */
+  timestampMs?: number;
+}
+
+export interface BusRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: string;
+  value: Buffer;
+  timestampMs: number;
+}
+
+export interface TopicSpec {
+  topic: string;
+  partitions: number;
+  replicationFactor?: number;
+  /** Kafka topic configs, e.g. { 'cleanup.policy': 'compact' }. */
+  config?: Record<string, string>;
+}
+
+export interface TopicMessages {
+  topic: string;
+  messages: BusMessage[];
+}
+
+/** The next offset to read (Kafka semantics: last processed + 1). */
+export interface OffsetCommit {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+export interface BusProducer {
+  send(topic: string, messages: BusMessage[]): Promise<void>;
+  /**
+   * Atomically append `batches` and commit `offsets` for `groupId` (exactly-once hand-off between
+   * a consumer and its outputs). Either all of it becomes visible or none of it.
+   */
+  sendWithOffsets(batches: TopicMessages[], groupId: string, offsets: OffsetCommit[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+export interface ConsumerBatch {
+  topic: string;
+  partition: number;
+  records: BusRecord[];
+  /** Offset the next appended record will get: lag = highWatermark − (last offset + 1). */
+  highWatermark: number;
+}
+
+export interface ConsumerHandlers {
+  eachBatch(batch: ConsumerBatch): Promise<void>;
+  /** Called before partitions are taken away (rebalance, close): flush state for them. */
+  onRevoke?(partitions: TopicPartition[]): Promise<void>;
+  /** Called when partitions are assigned, before their first batch. */
+  onAssign?(partitions: TopicPartition[]): Promise<void>;
+}
+
+export interface ConsumerOptions {
+  groupId: string;
+  topics: string[];
+  /** Where to start when the group has no committed offset. Default true (earliest). */
+  fromBeginning?: boolean;
+  /** Commit each batch's offsets after eachBatch resolves. Default true. */
+  autoCommit?: boolean;
+  /** Upper bound on records per batch. Default 1000. */
+  maxBatchSize?: number;
+}
+
+export interface BusConsumer {
+  run(handlers: ConsumerHandlers): Promise<void>;
+  commit(offsets: OffsetCommit[]): Promise<void>;
+  pause(partitions: TopicPartition[]): void;
+  resume(partitions: TopicPartition[]): void;
+  /** Records appended but not yet committed by this group, per partition. */
+  lag(): Promise<Array<TopicPartition & { lag: number }>>;
+  close(): Promise<void>;
+}
+
+export interface Bus {
+  readonly kind: 'memory' | 'kafka';
+  createTopics(specs: TopicSpec[]): Promise<void>;
+  producer(opts?: { transactionalId?: string }): BusProducer;
+  consumer(opts: ConsumerOptions): BusConsumer;
+  close(): Promise<void>;
+}

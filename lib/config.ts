@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { QoeError } from './errors.js';
+
+/**
+ * The only reader of process.env. Every setting: env var, default, validation. The README's
+ * configuration table is checked against CONFIG_SPEC by a test.
+ */
+
+export const ROLES = ['ingest', 'processor', 'sink', 'detector'] as const;
+export type Role = (typeof ROLES)[number];
+
+interface Spec {
+  env: string;
+  default: string;
+  doc: string;
+}
+
+export const CONFIG_SPEC = {
+  port: { env: 'PORT', default: '8080', doc: 'HTTP port (0 = any free port)' },
+  host: { env: 'QOE_HOST', default: '0.0.0.0', doc: 'HTTP listen address' },
+  dataDir: { env: 'QOE_DATA_DIR', default: './data', doc: 'embedded runtime: chDB data and processor checkpoints' },
+  roles: { env: 'QOE_ROLES', default: 'all', doc: 'comma list of ingest, processor, sink, detector, or all' },
+  kafkaBrokers: { env: 'QOE_KAFKA_BROKERS', default: '', doc: 'comma list host:port; set = Kafka bus, unset = in-memory bus' },
+  clickhouseUrl: { env: 'QOE_CLICKHOUSE_URL', default: '', doc: 'http(s)://user:pass@host:8123; set = ClickHouse server, unset = chDB' },
+  clickhouseDatabase: { env: 'QOE_CLICKHOUSE_DATABASE', default: 'qoe', doc: 'database holding the qoe_* tables' },
+  partitions: { env: 'QOE_PARTITIONS', default: '8', doc: 'partitions of qoe.beacons.v1 / qoe.metrics.v1' },
+  busMaxBacklog: { env: 'QOE_BUS_MAX_BACKLOG', default: '200000', doc: 'in-memory bus: uncommitted records per partition before ingest answers 503' },
+  windowMs: { env: 'QOE_WINDOW_MS', default: '10000', doc: 'tumbling window length (ms, a multiple of 1000)' },
+  graceMs: { env: 'QOE_GRACE_MS', default: '2000', doc: 'how long after its end a window still accepts events (ms)' },
+  maxOutOfOrderMs: { env: 'QOE_MAX_OUT_OF_ORDER_MS', default: '1000', doc: 'watermark = max event time − this (ms)' },
+  idlePartitionMs: { env: 'QOE_IDLE_PARTITION_MS', default: '5000', doc: 'a partition silent this long (processing time) stops holding the watermark back' },
+  sessionTimeoutMs: { env: 'QOE_SESSION_TIMEOUT_MS', default: '60000', doc: 'a session with no event for this long (event time) expires' },
+  maxSessions: { env: 'QOE_MAX_SESSIONS', default: '500000', doc: 'open sessions per processor partition; the oldest is expired at the bound' },
+  maxClockSkewMs: { env: 'QOE_MAX_CLOCK_SKEW_MS', default: '300000', doc: 'client clocks further than this from server time are corrected (ms)' },
+  ebvsMinMs: { env: 'QOE_EBVS_MIN_MS', default: '0', doc: 'exits before video start shorter than this are not scored as EBVS (Mux uses 1000)' },
+  sinkBatchRows: { env: 'QOE_SINK_BATCH_ROWS', default: '5000', doc: 'rows per ClickHouse insert' },
+  sinkFlushMs: { env: 'QOE_SINK_FLUSH_MS', default: '1000', doc: 'longest a row waits before insert (ms)' },
+  bodyLimitBytes: { env: 'QOE_BODY_LIMIT_BYTES', default: '1048576', doc: 'largest accepted request body (bytes)' },
+  corsOrigins: { env: 'QOE_CORS_ORIGINS', default: '*', doc: "comma list of allowed origins, or '*'" },
+  trustProxy: { env: 'QOE_TRUST_PROXY', default: 'false', doc: 'take the client IP from X-Forwarded-For (true behind a load balancer)' },
+  ipHashSecret: { env: 'QOE_IP_HASH_SECRET', default: '', doc: 'key of the client IP hash; empty = random per process' },
+  logLevel: { env: 'QOE_LOG_LEVEL', default: 'info', doc: 'pino level' },
+} as const satisfies Record<string, Spec>;
+
+export interface Config {
+  http: { port: number; host: string; bodyLimitBytes: number; corsOrigins: string[] | '*'; trustProxy: boolean };
+  roles: ReadonlySet<Role>;
+  dataDir: string;
+  bus: { kind: 'memory' | 'kafka'; brokers: string[]; partitions: number; maxBacklog: number };
+  store: { kind: 'chdb' | 'clickhouse'; url: string; database: string; dataDir: string };
+  processor: {
+    windowMs: number;
+    graceMs: number;
+    maxOutOfOrderMs: number;
+    idlePartitionMs: number;
+    sessionTimeoutMs: number;
+    maxSessions: number;
+    maxClockSkewMs: number;
+    ebvsMinMs: number;
+  };
+  sink: { batchRows: number; flushMs: number };
+  privacy: { ipHashSecret: string };
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function raw(env: Env, key: keyof typeof CONFIG_SPEC): string {
+  const spec = CONFIG_SPEC[key];
+  const v = env[spec.env];
+  return v === undefined || v === '' ? spec.default : v.trim();
+}
+
+function int(env: Env, key: keyof typeof CONFIG_SPEC, min: number, max: number): number {
+  const s = raw(env, key);
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new QoeError('QOE_ERR_CONFIG_INVALID', `${CONFIG_SPEC[key].env}=${s}: expected an integer in [${min}, ${max}]`);
+  }
+  return n;
+}
+
+function bool(env: Env, key: keyof typeof CONFIG_SPEC): boolean {
+  const s = raw(env, key).toLowerCase();
+  if (s === 'true' || s === '1') return true;
+  if (s === 'false' || s === '0') return false;
+  throw new QoeError('QOE_ERR_CONFIG_INVALID', `${CONFIG_SPEC[key].env}=${s}: expected true or false`);
+}
+
+function list(s: string): string[] {
+  return s.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+}
+
+function parseRoles(s: string): Set<Role> {
+  const names = list(s);
+  if (names.length === 1 && names[0] === 'all') return new Set(ROLES);
+  for (const n of names) {
+    if (!(ROLES as readonly string[]).includes(n)) {
+      throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_ROLES: unknown role '${n}' (expected all or ${ROLES.join(', ')})`);
+    }
+  }
+  if (names.length === 0) throw new QoeError('QOE_ERR_CONFIG_INVALID', 'QOE_ROLES is empty');
+  return new Set(names as Role[]);
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = resolve(raw(env, 'dataDir'));
+  const brokers = list(raw(env, 'kafkaBrokers'));
+  const clickhouseUrl = raw(env, 'clickhouseUrl');
+  if (clickhouseUrl !== '' && !/^https?:\/\//.test(clickhouseUrl)) {
+    throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_CLICKHOUSE_URL=${clickhouseUrl}: expected an http(s) URL`);
+  }
+  const windowMs = int(env, 'windowMs', 1000, 3_600_000);
+  if (windowMs % 1000 !== 0) throw new QoeError('QOE_ERR_CONFIG_INVALID', 'QOE_WINDOW_MS must be a multiple of 1000');
+  const origins = raw(env, 'corsOrigins');
+  const database = raw(env, 'clickhouseDatabase');
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) {
+    throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_CLICKHOUSE_DATABASE=${database}: not an identifier`);
+  }
+  const config: Config = {
+    http: {
+      port: int(env, 'port', 0, 65535),
+      host: raw(env, 'host'),
+      bodyLimitBytes: int(env, 'bodyLimitBytes', 1024, 64 * 1024 * 1024),
+      corsOrigins: origins === '*' ? '*' : list(origins),
+      trustProxy: bool(env, 'trustProxy'),
+    },
+    roles: parseRoles(raw(env, 'roles')),
+    dataDir,
+    bus: {
+      kind: brokers.length > 0 ? 'kafka' : 'memory',
+      brokers,
+      partitions: int(env, 'partitions', 1, 1024),
+      maxBacklog: int(env, 'busMaxBacklog', 100, 100_000_000),
+    },
+    store: { kind: clickhouseUrl === '' ? 'chdb' : 'clickhouse', url: clickhouseUrl, database, dataDir },
+    processor: {
+      windowMs,
+      graceMs: int(env, 'graceMs', 0, 3_600_000),
+      maxOutOfOrderMs: int(env, 'maxOutOfOrderMs', 0, 3_600_000),
+      idlePartitionMs: int(env, 'idlePartitionMs', 100, 3_600_000),
+      sessionTimeoutMs: int(env, 'sessionTimeoutMs', 1000, 86_400_000),
+      maxSessions: int(env, 'maxSessions', 1, 100_000_000),
+      maxClockSkewMs: int(env, 'maxClockSkewMs', 1000, 86_400_000),
+      ebvsMinMs: int(env, 'ebvsMinMs', 0, 600_000),
+    },
+    sink: { batchRows: int(env, 'sinkBatchRows', 1, 1_000_000), flushMs: int(env, 'sinkFlushMs', 10, 600_000) },
+    privacy: { ipHashSecret: raw(env, 'ipHashSecret') || randomBytes(32).toString('hex') },
+    logLevel: raw(env, 'logLevel'),
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !(o instanceof Set)) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
