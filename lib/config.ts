@@ -32,7 +32,8 @@ export const CONFIG_SPEC = {
   idlePartitionMs: { env: 'QOE_IDLE_PARTITION_MS', default: '5000', doc: 'a partition silent this long (processing time) stops holding the watermark back' },
   sessionTimeoutMs: { env: 'QOE_SESSION_TIMEOUT_MS', default: '60000', doc: 'a session with no event for this long (event time) expires' },
   maxSessions: { env: 'QOE_MAX_SESSIONS', default: '500000', doc: 'open sessions per processor partition; the oldest is expired at the bound' },
-  maxClockSkewMs: { env: 'QOE_MAX_CLOCK_SKEW_MS', default: '300000', doc: 'client clocks further than this from server time are corrected (ms)' },
+  maxClockSkewMs: { env: 'QOE_MAX_CLOCK_SKEW_MS', default: '300000', doc: 'a session whose first event is older than its receive time by more than this has its clock corrected (ms)' },
+  maxClockAheadMs: { env: 'QOE_MAX_CLOCK_AHEAD_MS', default: '5000', doc: 'a client clock ahead of server time by more than this is corrected; no event time passes receive time + this (ms)' },
   ebvsMinMs: { env: 'QOE_EBVS_MIN_MS', default: '0', doc: 'exits before video start shorter than this are not scored as EBVS (Mux uses 1000)' },
   sinkBatchRows: { env: 'QOE_SINK_BATCH_ROWS', default: '5000', doc: 'rows per ClickHouse insert' },
   sinkFlushMs: { env: 'QOE_SINK_FLUSH_MS', default: '1000', doc: 'longest a row waits before insert (ms)' },
@@ -57,6 +58,7 @@ export interface Config {
     sessionTimeoutMs: number;
     maxSessions: number;
     maxClockSkewMs: number;
+    maxClockAheadMs: number;
     ebvsMinMs: number;
   };
   sink: { batchRows: number; flushMs: number };
@@ -142,7 +144,8 @@ export function loadConfig(env: Env = process.env): Config {
       idlePartitionMs: int(env, 'idlePartitionMs', 100, 3_600_000),
       sessionTimeoutMs: int(env, 'sessionTimeoutMs', 1000, 86_400_000),
       maxSessions: int(env, 'maxSessions', 1, 100_000_000),
-      maxClockSkewMs: int(env, 'maxClockSkewMs', 1000, 86_400_000),
+      maxClockSkewMs: int(env, 'maxClockSkewMs', 1000, 365 * 86_400_000),
+      maxClockAheadMs: int(env, 'maxClockAheadMs', 0, 86_400_000),
       ebvsMinMs: int(env, 'ebvsMinMs', 0, 600_000),
     },
     sink: { batchRows: int(env, 'sinkBatchRows', 1, 1_000_000), flushMs: int(env, 'sinkFlushMs', 10, 600_000) },

@@ -1,0 +1,110 @@
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import type { Bus } from './bus/types.js';
+import type { Store } from './store/types.js';
+import { TOPICS } from './bus/topics.js';
+import { createMemoryBus } from './bus/memory.js';
+import { createStore } from './store/index.js';
+import { buildApp, type IngestApp } from '../ingest/app.js';
+import { encodeSessionEvent } from '../schemas/codec.js';
+import { createProcessor, type Processor } from '../processors/processor.js';
+import { createSink, type Sink } from '../processors/sink.js';
+import { createFileCheckpointStore } from '../processors/snapshot.js';
+import { metricsRoute } from '../query/route.js';
+import { join } from 'node:path';
+
+/**
+ * The composition root shared by `npm start` (main.ts) and the end-to-end tests: builds the bus and
+ * the store the configuration names, starts the roles it asks for, and stops them in drain order.
+ */
+export interface Runtime {
+  url: string;
+  app: IngestApp | undefined;
+  bus: Bus;
+  store: Store;
+  processor: Processor | undefined;
+  sink: Sink | undefined;
+  /** Waits until every record on the bus is processed and stored. */
+  drain(timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  now?: () => number;
+  bus?: Bus;
+}
+
+async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function startRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
+  const now = opts.now ?? Date.now;
+  const bus = opts.bus ?? createMemoryBus({ maxBacklog: config.bus.maxBacklog, now });
+  const p = config.bus.partitions;
+  await bus.createTopics([
+    { topic: TOPICS.beacons, partitions: p },
+    { topic: TOPICS.beaconsDlq, partitions: p },
+    { topic: TOPICS.metrics, partitions: p },
+  ]);
+  const store = await createStore(config.store, log.child({ component: 'store' }));
+  let processor: Processor | undefined;
+  let sink: Sink | undefined;
+  if (config.roles.has('processor')) {
+    processor = createProcessor({
+      bus, now, log: log.child({ component: 'processor' }),
+      settings: config.processor,
+      checkpoints: config.bus.kind === 'memory' ? createFileCheckpointStore(join(config.dataDir, 'checkpoints')) : undefined,
+    });
+    await processor.start();
+  }
+  if (config.roles.has('sink')) {
+    sink = createSink({ bus, store, log: log.child({ component: 'sink' }), batchRows: config.sink.batchRows, flushMs: config.sink.flushMs });
+    await sink.start();
+  }
+  let app: IngestApp | undefined;
+  let url = '';
+  let ready = false;
+  if (config.roles.has('ingest')) {
+    const producer = bus.producer();
+    app = buildApp({
+      http: config.http, log, ipHashSecret: config.privacy.ipHashSecret, now,
+      publish: (events) => producer.send(TOPICS.beacons, events.map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) }))),
+      isReady: () => ready,
+      plugins: [metricsRoute({ store, windowMs: config.processor.windowMs, now })],
+    });
+    url = await app.listen({ port: config.http.port, host: config.http.host });
+  }
+  ready = true;
+
+  async function drain(timeoutMs = 60_000): Promise<void> {
+    if (processor) await waitFor('processor to drain', async () => (await processor!.lag()) === 0, timeoutMs);
+    if (sink) {
+      await waitFor('sink to drain', async () => (await sink!.lag()) === 0, timeoutMs);
+      await sink.flush();
+    }
+  }
+
+  return {
+    url, app, bus, store, processor, sink, drain,
+    async stop() {
+      ready = false;
+      await app?.close();
+      // Drain order: nothing new comes in, the processor finishes the bus and checkpoints, the sink stores the rest.
+      if (processor) {
+        await waitFor('processor to drain', async () => (await processor!.lag()) === 0, 30_000).catch((err: unknown) => log.warn({ err }, 'processor did not drain'));
+        await processor.stop();
+      }
+      if (sink) {
+        await waitFor('sink to drain', async () => (await sink!.lag()) === 0, 30_000).catch((err: unknown) => log.warn({ err }, 'sink did not drain'));
+        await sink.stop();
+      }
+      await bus.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,244 @@
+import type { Dims, SessionEvent } from '../schemas/events.js';
+import {
+  addError, addTtfb, addVst, bitrateBucket, dimsFromKey, dimsKey, emptyAcc, isEmptyAcc, type WindowAcc,
+} from './accumulator.js';
+import {
+  ACTIVE_STATES, clockOffsetFor, correctedTs, mergeDims, newSession, observeSeq, transition,
+  type Session, type SessionState,
+} from './session.js';
+import { splitInterval, windowStartOf } from './windows.js';
+
+export interface ProcessorSettings {
+  windowMs: number;
+  graceMs: number;
+  sessionTimeoutMs: number;
+  maxSessions: number;
+  maxClockAheadMs: number;
+  maxClockSkewMs: number;
+  ebvsMinMs: number;
+}
+
+export interface PartitionCounters {
+  events: number;
+  late: number;
+  reordered: number;
+  duplicates: number;
+  gaps: number;
+  afterEnd: number;
+  expired: number;
+  evicted: number;
+  skewCorrected: number;
+}
+
+/** The state of one input partition: its sessions and its window accumulators. */
+export interface PartitionState {
+  sessions: Map<string, Session>;
+  /** windowStartMs → dimsKey → accumulator, for windows not yet closed. */
+  open: Map<number, Map<string, WindowAcc>>;
+  /** Deltas for windows already closed (retractions, expiry EBVS): emitted at the next advance. */
+  corrections: Map<number, Map<string, WindowAcc>>;
+  /** Windows ending at or before this are closed (−Infinity before the first close). */
+  closedBeforeMs: number;
+  counters: PartitionCounters;
+}
+
+export interface WindowOutput {
+  windowStartMs: number;
+  dims: Dims;
+  acc: WindowAcc;
+}
+
+/** Why an event is copied to the dead-letter topic. */
+export type DeadLetterReason = 'late' | 'after_end';
+
+export function emptyPartitionState(): PartitionState {
+  return {
+    sessions: new Map(), open: new Map(), corrections: new Map(), closedBeforeMs: -Infinity,
+    counters: { events: 0, late: 0, reordered: 0, duplicates: 0, gaps: 0, afterEnd: 0, expired: 0, evicted: 0, skewCorrected: 0 },
+  };
+}
+
+function accFor(ps: PartitionState, cfg: ProcessorSettings, windowStartMs: number, dims: Dims): WindowAcc {
+  const closed = windowStartMs + cfg.windowMs <= ps.closedBeforeMs;
+  const table = closed ? ps.corrections : ps.open;
+  let byDims = table.get(windowStartMs);
+  if (!byDims) {
+    byDims = new Map();
+    table.set(windowStartMs, byDims);
+  }
+  const key = dimsKey(dims);
+  let acc = byDims.get(key);
+  if (!acc) {
+    acc = emptyAcc();
+    byDims.set(key, acc);
+  }
+  return acc;
+}
+
+function accAt(ps: PartitionState, cfg: ProcessorSettings, tsMs: number, dims: Dims): WindowAcc {
+  return accFor(ps, cfg, windowStartOf(tsMs, cfg.windowMs), dims);
+}
+
+/** Attributes [fromMs, toMs) spent in `state` to windows, with `sign` −1 for a retraction. */
+function attribute(
+  ps: PartitionState, cfg: ProcessorSettings, fromMs: number, toMs: number,
+  state: SessionState, dims: Dims, bitrateKbps: number, sign: 1 | -1,
+): void {
+  if (!ACTIVE_STATES.has(state)) return;
+  for (const piece of splitInterval(fromMs, toMs, cfg.windowMs)) {
+    const acc = accFor(ps, cfg, piece.windowStartMs, dims);
+    const ms = sign * piece.ms;
+    acc.activeMs += ms;
+    switch (state) {
+      case 'starting': acc.startingMs += ms; break;
+      case 'paused': acc.pausedMs += ms; break;
+      case 'seeking': acc.seekMs += ms; break;
+      case 'rebuffering': acc.rebufferMs += ms; break;
+      case 'playing': {
+        acc.playingMs += ms;
+        if (bitrateKbps > 0) {
+          const b = bitrateBucket(bitrateKbps);
+          acc.bitrateMs.set(b, (acc.bitrateMs.get(b) ?? 0) + ms);
+          acc.bitsPlayed += bitrateKbps * ms;
+        }
+        break;
+      }
+    }
+  }
+}
+
+function touch(ps: PartitionState, s: Session): void {
+  // Map order = least recently updated first: expiry and eviction scan from the front.
+  ps.sessions.delete(s.id);
+  ps.sessions.set(s.id, s);
+}
+
+export type ApplyOutcome = { kind: 'ok' } | { kind: 'dead_letter'; reason: DeadLetterReason; tsMs: number } | { kind: 'duplicate' };
+
+/** Applies one event to its session and the window accumulators. */
+export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: SessionEvent): ApplyOutcome {
+  ps.counters.events += 1;
+  let s = ps.sessions.get(e.sessionId);
+  if (!s) {
+    const offset = clockOffsetFor(e, cfg.maxClockAheadMs, cfg.maxClockSkewMs);
+    if (offset !== 0) ps.counters.skewCorrected += 1;
+    const ts0 = Math.max(correctedTs(e, offset, cfg.maxClockAheadMs), ps.closedBeforeMs);
+    s = newSession(e.sessionId, e.dims, ts0, offset);
+    if (ps.sessions.size >= cfg.maxSessions) evictOldest(ps, cfg);
+    ps.sessions.set(s.id, s);
+  }
+  const verdict = observeSeq(s, e.seq);
+  if (verdict === 'duplicate') {
+    ps.counters.duplicates += 1;
+    return { kind: 'duplicate' };
+  }
+  if (verdict === 'gap') ps.counters.gaps += 1;
+  const rawTs = correctedTs(e, s.clockOffsetMs, cfg.maxClockAheadMs);
+  // Event time never moves a session backwards: an event before the attribution cursor is applied
+  // at the cursor. Before a closed window's end it is late (counted, and copied to the dead letters).
+  const tsMs = Math.max(rawTs, s.sinceMs, ps.closedBeforeMs);
+  const late = rawTs < ps.closedBeforeMs;
+  if (late) ps.counters.late += 1;
+  else if (rawTs < s.sinceMs) ps.counters.reordered += 1;
+
+  if (s.state === 'ended' || s.state === 'failed' || s.state === 'quit') {
+    ps.counters.afterEnd += 1;
+    return { kind: 'dead_letter', reason: 'after_end', tsMs: rawTs };
+  }
+  // The state held until this event: its time up to now is known (and confirms any extrapolation).
+  attribute(ps, cfg, s.sinceMs, tsMs, s.state, s.dims, s.bitrateKbps, 1);
+  s.extrapolated = [];
+  s.sinceMs = tsMs;
+  s.lastTsMs = tsMs;
+  mergeDims(s.dims, e.dims);
+  if (e.bitrateKbps !== null) s.bitrateKbps = e.bitrateKbps;
+
+  const t = transition(s, e, tsMs, cfg.ebvsMinMs);
+  const acc = accAt(ps, cfg, tsMs, s.dims);
+  if (t.attempt) {
+    acc.attempts += 1;
+    s.attemptTsMs = tsMs;
+  }
+  if (t.play) {
+    acc.plays += 1;
+    const vst = e.startupMs ?? (s.attemptTsMs === null ? null : tsMs - s.attemptTsMs);
+    if (vst !== null) addVst(acc, Math.max(0, vst));
+  }
+  if (t.vsf) acc.vsf += 1;
+  if (t.vpf) acc.vpf += 1;
+  if (t.ebvs) acc.ebvs += 1;
+  if (t.ended) acc.ended += 1;
+  if (t.rebufferStart) acc.rebufferCount += 1;
+  if (t.seekStart) acc.seekCount += 1;
+  if (e.type === 'error' && e.errorCode !== null) addError(acc, e.errorCode, e.errorFatal === true);
+  if (e.type === 'request' && e.httpStatus !== null) {
+    acc.requests += 1;
+    if (e.httpStatus === 0 || e.httpStatus >= 400) acc.requestErrors += 1;
+    if (e.ttfbMs !== null) addTtfb(acc, e.ttfbMs);
+    if (e.ttlbMs !== null) acc.ttlbSumMs += e.ttlbMs;
+  }
+  if (e.droppedFrames !== null) {
+    // Players report a cumulative count; a reset (new counter) counts from zero.
+    const delta = e.droppedFrames >= s.droppedFrames ? e.droppedFrames - s.droppedFrames : e.droppedFrames;
+    acc.droppedFrames += delta;
+    s.droppedFrames = e.droppedFrames;
+  }
+  if (t.next !== 'init' && t.next !== 'starting') s.started = s.started || ACTIVE_STATES.has(t.next);
+  s.state = t.next;
+  touch(ps, s);
+  return late ? { kind: 'dead_letter', reason: 'late', tsMs: rawTs } : { kind: 'ok' };
+}
+
+/**
+ * Ends a session that went silent: time extrapolated past its last event is retracted, and an
+ * attempt that never reached its first frame is an exit before video start (EBVS) in the window of
+ * its last event.
+ */
+function expire(ps: PartitionState, cfg: ProcessorSettings, s: Session): void {
+  for (const p of s.extrapolated) attribute(ps, cfg, p.fromMs, p.toMs, p.state, p.dims, p.bitrateKbps, -1);
+  s.extrapolated = [];
+  if (s.state === 'starting' && s.attemptTsMs !== null && s.lastTsMs - s.attemptTsMs >= cfg.ebvsMinMs) {
+    accAt(ps, cfg, s.lastTsMs, s.dims).ebvs += 1;
+  }
+  ps.sessions.delete(s.id);
+}
+
+function evictOldest(ps: PartitionState, cfg: ProcessorSettings): void {
+  const oldest = ps.sessions.values().next();
+  if (oldest.done) return;
+  ps.counters.evicted += 1;
+  expire(ps, cfg, oldest.value);
+}
+
+/**
+ * Moves event time forward to `watermarkMs`: expires sessions silent for sessionTimeoutMs, closes
+ * every window whose end + grace ≤ watermark, and returns the rows to emit (closed windows and
+ * corrections to earlier ones). Open states are attributed up to the closed boundary (a state holds
+ * until an event changes it); that extrapolated time is retracted if the session then expires.
+ */
+export function advance(ps: PartitionState, cfg: ProcessorSettings, watermarkMs: number): WindowOutput[] {
+  const newClosed = windowStartOf(watermarkMs - cfg.graceMs, cfg.windowMs);
+  if (!(newClosed > ps.closedBeforeMs)) return [];
+  for (const s of ps.sessions.values()) {
+    if (watermarkMs - s.lastTsMs < cfg.sessionTimeoutMs) break;
+    ps.counters.expired += 1;
+    expire(ps, cfg, s);
+  }
+  for (const s of ps.sessions.values()) {
+    if (!ACTIVE_STATES.has(s.state) || s.sinceMs >= newClosed) continue;
+    attribute(ps, cfg, s.sinceMs, newClosed, s.state, s.dims, s.bitrateKbps, 1);
+    s.extrapolated.push({ fromMs: s.sinceMs, toMs: newClosed, state: s.state, dims: { ...s.dims }, bitrateKbps: s.bitrateKbps });
+    s.sinceMs = newClosed;
+  }
+  const out: WindowOutput[] = [];
+  const drain = (table: Map<number, Map<string, WindowAcc>>, w: number): void => {
+    const byDims = table.get(w);
+    if (!byDims) return;
+    for (const [key, acc] of byDims) if (!isEmptyAcc(acc)) out.push({ windowStartMs: w, dims: dimsFromKey(key), acc });
+    table.delete(w);
+  };
+  for (const w of [...ps.corrections.keys()].sort((a, b) => a - b)) drain(ps.corrections, w);
+  for (const w of [...ps.open.keys()].sort((a, b) => a - b)) if (w + cfg.windowMs <= newClosed) drain(ps.open, w);
+  ps.closedBeforeMs = newClosed;
+  return out;
+}

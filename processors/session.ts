@@ -1,0 +1,148 @@
+import type { Dims, SessionEvent } from '../schemas/events.js';
+
+/**
+ * A view's state machine (docs/metrics.md "Session state machine"):
+ * init → starting → playing ↔ paused | seeking | rebuffering → ended | failed | quit | (expired).
+ * Pure: transitions are computed here; the partition applies their effects to window accumulators.
+ */
+export type SessionState = 'init' | 'starting' | 'playing' | 'paused' | 'seeking' | 'rebuffering' | 'ended' | 'failed' | 'quit';
+
+export const ACTIVE_STATES: ReadonlySet<SessionState> = new Set(['starting', 'playing', 'paused', 'seeking', 'rebuffering']);
+export const TERMINAL_STATES: ReadonlySet<SessionState> = new Set(['ended', 'failed', 'quit']);
+
+/** Time attributed beyond the last event, retracted if the session expires without another event. */
+export interface ExtrapolatedPiece {
+  fromMs: number;
+  toMs: number;
+  state: SessionState;
+  dims: Dims;
+  bitrateKbps: number;
+}
+
+export interface Session {
+  id: string;
+  state: SessionState;
+  started: boolean;
+  attemptTsMs: number | null;
+  /** Attribution cursor: the state's time is attributed up to here. */
+  sinceMs: number;
+  lastTsMs: number;
+  lastSeq: number;
+  /** Bitmap of recently seen seqs below lastSeq (bit i = lastSeq − 1 − i), to tell duplicates from reordering. */
+  seenBelow: number;
+  dims: Dims;
+  bitrateKbps: number;
+  droppedFrames: number;
+  clockOffsetMs: number;
+  extrapolated: ExtrapolatedPiece[];
+}
+
+export function newSession(id: string, dims: Dims, tsMs: number, clockOffsetMs: number): Session {
+  return {
+    id, state: 'init', started: false, attemptTsMs: null, sinceMs: tsMs, lastTsMs: tsMs, lastSeq: -1, seenBelow: 0,
+    dims: { ...dims }, bitrateKbps: 0, droppedFrames: 0, clockOffsetMs, extrapolated: [],
+  };
+}
+
+/** What a single event does to its session, beyond the time attributed before it. */
+export interface Transition {
+  next: SessionState;
+  attempt?: boolean;
+  play?: boolean;
+  vsf?: boolean;
+  vpf?: boolean;
+  ebvs?: boolean;
+  ended?: boolean;
+  rebufferStart?: boolean;
+  seekStart?: boolean;
+}
+
+/**
+ * The transition table. `ebvsMinMs`: exits before start shorter than this are not scored as EBVS.
+ */
+export function transition(s: Session, e: SessionEvent, tsMs: number, ebvsMinMs: number): Transition {
+  const from = s.state;
+  if (TERMINAL_STATES.has(from)) return { next: from };
+  const fatal = e.type === 'error' && e.errorFatal === true;
+  switch (from) {
+    case 'init':
+      if (e.type === 'play_request') return { next: 'starting', attempt: true };
+      if (e.type === 'first_frame' || e.type === 'playing') return { next: 'playing' };
+      if (e.type === 'paused' || e.type === 'seeking' || e.type === 'rebuffering') return { next: e.type };
+      if (fatal) return { next: 'failed' };
+      if (e.type === 'ended') return { next: 'ended' };
+      if (e.type === 'quit') return { next: 'quit' };
+      return { next: 'init' };
+    case 'starting':
+      if (e.type === 'first_frame' || e.type === 'playing') return { next: 'playing', play: true };
+      if (fatal) return { next: 'failed', vsf: true };
+      if (e.type === 'quit' || e.type === 'ended') {
+        const startupMs = s.attemptTsMs === null ? 0 : tsMs - s.attemptTsMs;
+        return { next: 'quit', ebvs: startupMs >= ebvsMinMs };
+      }
+      // A seek, stall or pause during startup stays inside the startup time (METRICS.md: VST).
+      return { next: 'starting' };
+    default:
+      // started: playing | paused | seeking | rebuffering
+      if (fatal) return { next: 'failed', vpf: true };
+      if (e.type === 'ended') return { next: 'ended', ended: true };
+      if (e.type === 'quit') return { next: 'quit' };
+      if (e.type === 'first_frame' || e.type === 'playing') return { next: 'playing' };
+      if (e.type === 'paused') return { next: 'paused' };
+      if (e.type === 'seeking') return { next: 'seeking', seekStart: from !== 'seeking' };
+      if (e.type === 'rebuffering') {
+        // A stall reported while seeking is the seek's own buffering: seek-induced, kept apart.
+        if (from === 'seeking') return { next: 'seeking' };
+        return { next: 'rebuffering', rebufferStart: from !== 'rebuffering' };
+      }
+      return { next: from };
+  }
+}
+
+export type SeqVerdict = 'next' | 'gap' | 'duplicate' | 'reordered';
+
+/**
+ * Classifies a sequence number against what the session has seen, and records it. Players number
+ * events from 0 per session; retries may duplicate, concurrent posts may reorder.
+ */
+export function observeSeq(s: Session, seq: number): SeqVerdict {
+  if (seq > s.lastSeq) {
+    const shift = seq - s.lastSeq;
+    // bit 0 of seenBelow is lastSeq − 1; after moving up, the old lastSeq becomes bit (shift − 1).
+    s.seenBelow = shift > 31 ? 0 : ((s.seenBelow << shift) | (s.lastSeq >= 0 ? 1 << (shift - 1) : 0)) >>> 0;
+    const verdict: SeqVerdict = s.lastSeq >= 0 && shift > 1 ? 'gap' : 'next';
+    s.lastSeq = seq;
+    return verdict;
+  }
+  if (seq === s.lastSeq) return 'duplicate';
+  const bit = s.lastSeq - 1 - seq;
+  if (bit > 31) return 'duplicate'; // too old to tell; treat as a retry
+  const mask = (1 << bit) >>> 0;
+  if ((s.seenBelow & mask) !== 0) return 'duplicate';
+  s.seenBelow = (s.seenBelow | mask) >>> 0;
+  return 'reordered';
+}
+
+/** Merges an event's dimensions into the session's: non-empty values win. */
+export function mergeDims(into: Dims, from: Dims): void {
+  for (const k of Object.keys(from) as Array<keyof Dims>) {
+    const v = from[k];
+    if (v !== '') into[k] = v;
+  }
+}
+
+/**
+ * Clock-skew rule (docs/metrics.md): the first event of a session fixes an offset. A client clock
+ * more than `maxAheadMs` ahead of the server's receive time, or more than `maxBehindMs` behind it,
+ * is wrong, not late: the session's events are shifted by (receivedAt − ts) of that first event, which
+ * keeps the intervals between them. Every event is then capped at receivedAt + maxAheadMs so one bad
+ * clock cannot drag the watermark into the future.
+ */
+export function clockOffsetFor(e: SessionEvent, maxAheadMs: number, maxBehindMs: number): number {
+  const skew = e.tsMs - e.receivedAtMs;
+  return skew > maxAheadMs || skew < -maxBehindMs ? -skew : 0;
+}
+
+export function correctedTs(e: SessionEvent, offsetMs: number, maxAheadMs: number): number {
+  return Math.min(e.tsMs + offsetMs, e.receivedAtMs + maxAheadMs);
+}
