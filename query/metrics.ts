@@ -34,9 +34,11 @@ function bad(field: string, message: string): QoeError {
   return new QoeError('QOE_ERR_QUERY_BAD_PARAMETER', `${field}: ${message}`, { details: { field } });
 }
 
-function parseTime(field: string, v: string): number {
+function parseTime(field: string, v: string, nowMs: number): number {
+  const rel = /^now(?:-(\d+(?:ms|s|m|h|d)?))?$/.exec(v);
+  if (rel) return nowMs - (rel[1] === undefined ? 0 : parseDuration(field, rel[1]));
   const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-  if (!Number.isFinite(n) || n < 0) throw bad(field, `expected epoch milliseconds or an ISO 8601 time, got '${v}'`);
+  if (!Number.isFinite(n) || n < 0) throw bad(field, `expected epoch milliseconds, an ISO 8601 time or now[-duration], got '${v}'`);
   return n;
 }
 
@@ -64,8 +66,8 @@ export interface RawQuery {
 }
 
 export function parseMetricsQuery(q: RawQuery, nowMs: number, windowMs: number): MetricsQuery {
-  const toMs = q.to === undefined ? nowMs : parseTime('to', q.to);
-  const fromMs = q.from === undefined ? toMs - 3_600_000 : parseTime('from', q.from);
+  const toMs = q.to === undefined ? nowMs : parseTime('to', q.to, nowMs);
+  const fromMs = q.from === undefined ? toMs - 3_600_000 : parseTime('from', q.from, nowMs);
   if (!(fromMs < toMs)) throw bad('from', 'must be before to');
   const stepMs = q.step === undefined ? Math.max(windowMs, Math.ceil((toMs - fromMs) / windowMs) * windowMs) : parseDuration('step', q.step);
   if (stepMs < windowMs || stepMs % windowMs !== 0) throw bad('step', `must be a positive multiple of the window (${windowMs} ms)`);

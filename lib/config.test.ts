@@ -1,0 +1,50 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { CONFIG_SPEC, loadConfig } from './config.js';
+import { isQoeError } from './errors.js';
+import { projectPath } from './paths.js';
+
+describe('loadConfig', () => {
+  it('applies the documented defaults: embedded runtime, all roles', () => {
+    const c = loadConfig({});
+    expect(c.http.port).toBe(8080);
+    expect(c.bus.kind).toBe('memory');
+    expect(c.store.kind).toBe('chdb');
+    expect([...c.roles].sort()).toEqual(['detector', 'ingest', 'processor', 'sink']);
+    expect(c.processor.windowMs).toBe(10_000);
+    expect(Object.isFrozen(c.processor)).toBe(true);
+  });
+
+  it('selects the distributed adapters from their env vars', () => {
+    const c = loadConfig({ QOE_KAFKA_BROKERS: 'a:9092, b:9092', QOE_CLICKHOUSE_URL: 'http://ch:8123', QOE_ROLES: 'ingest,sink' });
+    expect(c.bus).toMatchObject({ kind: 'kafka', brokers: ['a:9092', 'b:9092'] });
+    expect(c.store.kind).toBe('clickhouse');
+    expect([...c.roles]).toEqual(['ingest', 'sink']);
+  });
+
+  it.each([
+    ['PORT', '70000'], ['QOE_WINDOW_MS', '1500'], ['QOE_ROLES', 'ingest,bogus'], ['QOE_CLICKHOUSE_URL', 'ch:8123'],
+    ['QOE_TRUST_PROXY', 'maybe'], ['QOE_CLICKHOUSE_DATABASE', 'x;drop'],
+  ])('fails fast on %s=%s, naming the variable', (name, value) => {
+    let err: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (e) {
+      err = e;
+    }
+    expect(isQoeError(err, 'QOE_ERR_CONFIG_INVALID')).toBe(true);
+    expect((err as Error).message).toContain(name);
+  });
+
+  it('the README configuration table matches CONFIG_SPEC', () => {
+    const readme = readFileSync(projectPath('README.md'), 'utf8');
+    const table = readme.split('<!-- config-table:start -->')[1]?.split('<!-- config-table:end -->')[0] ?? '';
+    const rows = table.split('\n').filter((l) => l.startsWith('| `'));
+    const documented = rows.map((l) => {
+      const cells = l.split('|').map((c) => c.trim());
+      return { env: cells[1]?.replace(/`/g, ''), def: cells[2] === '(empty)' ? '' : cells[2]?.replace(/`/g, ''), doc: cells[3] };
+    });
+    const spec = Object.values(CONFIG_SPEC).map((s) => ({ env: s.env, def: s.default, doc: s.doc }));
+    expect(documented).toEqual(spec);
+  });
+});
