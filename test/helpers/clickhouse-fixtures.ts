@@ -1,0 +1,22 @@
+/** Strings that try to leave their SQL literal. Each must come back from the engine byte for byte. */
+export const HOSTILE_STRINGS: readonly string[] = [
+  '',
+  "'",
+  "''",
+  "\\'",
+  '\\',
+  '\\\\',
+  "x'; DROP TABLE qoe_metrics; --",
+  "' OR 1=1 --",
+  "') UNION ALL SELECT version() --",
+  'line1\nline2\r\nline3',
+  'tab\there',
+  'nul\u0000byte',
+  'ctl \u0001\u0007\u001b\u007f',
+  '{s:String}',
+  '-- not a comment',
+  '/* not a comment */',
+  '"double" `back`',
+  'é 😀 ünïcødé 中文',
+  '\\x41 \\n \\0',
+];
