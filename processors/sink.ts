@@ -95,12 +95,28 @@ export function createSink(deps: SinkDeps): Sink {
     buffered += 1;
   }
 
+  /**
+   * Rows not yet in `table`. After a failed insert the server may still have written the batch (the
+   * connection broke after the write): the retry sends only rows above the stored offsets.
+   */
+  async function notYetStored(table: string, rows: Row[]): Promise<Row[]> {
+    const parts = [...new Set(rows.map((r) => String(r.src_partition)))];
+    const res = await store.query<{ p: number; m: number }>(
+      `SELECT src_partition AS p, max(src_offset) AS m FROM ${table} WHERE has({ps:Array(String)}, toString(src_partition)) GROUP BY src_partition`,
+      { ps: parts },
+    );
+    const max = new Map(res.map((r) => [Number(r.p), Number(r.m)]));
+    return rows.filter((r) => Number(r.src_offset) > (max.get(Number(r.src_partition)) ?? -1));
+  }
+
   async function insertWithRetry(table: string, rows: Row[]): Promise<void> {
+    let todo = rows;
     for (let attempt = 0; ; attempt++) {
       const t0 = Date.now();
       try {
-        await store.insert(table, rows);
-        deps.onInsert?.(table, rows.length, Date.now() - t0);
+        if (attempt > 0) todo = await notYetStored(table, todo);
+        if (todo.length > 0) await store.insert(table, todo);
+        deps.onInsert?.(table, todo.length, Date.now() - t0);
         return;
       } catch (err) {
         const retriable = (err as { retriable?: boolean }).retriable === true;
