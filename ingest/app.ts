@@ -17,7 +17,7 @@ import type { Config } from '../lib/config.js';
 import type { Logger } from '../lib/logger.js';
 import type { SessionEvent } from '../schemas/events.js';
 import { httpError, toHttpError } from './http-errors.js';
-import { beaconRoutes } from './routes/beacons.js';
+import { beaconRoutes, type BeaconRouteDeps } from './routes/beacons.js';
 import { healthRoutes } from './routes/health.js';
 import { createBeaconValidators } from './validate.js';
 
@@ -28,11 +28,13 @@ export interface AppDeps {
   log: Logger;
   /** Key of the client IP hash (Config['privacy']['ipHashSecret']). */
   ipHashSecret: string;
-  /** Resolves once the events are durable on the bus; a retriable QoeError means "try again later". */
-  publish(events: SessionEvent[]): Promise<void>;
+  /** Resolves once the events are durable on the bus; a retriable QoeError means "try again later". Absent: no ingest routes. */
+  publish?(events: SessionEvent[]): Promise<void>;
   isReady(): boolean;
   /** Routes other modules contribute (e.g. GET /v1/metrics); registered after the ingest routes. */
   plugins?: FastifyPluginAsync[];
+  /** Counts beacon events by outcome (for /metrics). */
+  onOutcome?: BeaconRouteDeps['onOutcome'];
   /** Server clock for receivedAtMs. Default Date.now. */
   now?: () => number;
 }
@@ -80,9 +82,13 @@ export function buildApp(deps: AppDeps): IngestApp {
   });
 
   const validators = createBeaconValidators();
-  void app.register(
-    beaconRoutes({ validators, ipHashSecret: deps.ipHashSecret, now: deps.now ?? Date.now, publish: (events) => deps.publish(events) }),
-  );
+  // Without publish() this process does not run the ingest role: health, metrics and plugins only.
+  const publish = deps.publish;
+  if (publish) {
+    void app.register(
+      beaconRoutes({ validators, ipHashSecret: deps.ipHashSecret, now: deps.now ?? Date.now, publish: (events) => publish(events), onOutcome: deps.onOutcome }),
+    );
+  }
   void app.register(healthRoutes({ isReady: () => deps.isReady() }));
   for (const plugin of deps.plugins ?? []) void app.register(plugin);
 

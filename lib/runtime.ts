@@ -12,6 +12,8 @@ import { createSink, type Sink } from '../processors/sink.js';
 import { createFileCheckpointStore } from '../processors/snapshot.js';
 import { metricsRoute } from '../query/route.js';
 import { join } from 'node:path';
+import { createTelemetry, telemetryRoute, type Telemetry } from './telemetry.js';
+import { CONSUMER_GROUPS } from './bus/topics.js';
 
 /**
  * The composition root shared by `npm start` (main.ts) and the end-to-end tests: builds the bus and
@@ -19,11 +21,12 @@ import { join } from 'node:path';
  */
 export interface Runtime {
   url: string;
-  app: IngestApp | undefined;
+  app: IngestApp;
   bus: Bus;
   store: Store;
   processor: Processor | undefined;
   sink: Sink | undefined;
+  telemetry: Telemetry;
   /** Waits until every record on the bus is processed and stored. */
   drain(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -44,6 +47,7 @@ async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: nu
 
 export async function startRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
   const now = opts.now ?? Date.now;
+  const telemetry = createTelemetry();
   const bus = opts.bus ?? createMemoryBus({ maxBacklog: config.bus.maxBacklog, now });
   const p = config.bus.partitions;
   await bus.createTopics([
@@ -59,26 +63,42 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
       bus, now, log: log.child({ component: 'processor' }),
       settings: config.processor,
       checkpoints: config.bus.kind === 'memory' ? createFileCheckpointStore(join(config.dataDir, 'checkpoints')) : undefined,
+      onOutcome: (outcome, n) => telemetry.processorEvents.inc({ outcome }, n),
     });
     await processor.start();
   }
   if (config.roles.has('sink')) {
-    sink = createSink({ bus, store, log: log.child({ component: 'sink' }), batchRows: config.sink.batchRows, flushMs: config.sink.flushMs });
+    sink = createSink({ bus, store, log: log.child({ component: 'sink' }), batchRows: config.sink.batchRows, flushMs: config.sink.flushMs,
+      onInsert: (table, rows, ms) => {
+        telemetry.sinkRows.inc({ table }, rows);
+        telemetry.sinkInsertSeconds.observe({ table }, ms / 1000);
+      },
+    });
     await sink.start();
   }
-  let app: IngestApp | undefined;
-  let url = '';
-  let ready = false;
-  if (config.roles.has('ingest')) {
-    const producer = bus.producer();
-    app = buildApp({
-      http: config.http, log, ipHashSecret: config.privacy.ipHashSecret, now,
-      publish: (events) => producer.send(TOPICS.beacons, events.map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) }))),
-      isReady: () => ready,
-      plugins: [metricsRoute({ store, windowMs: config.processor.windowMs, now })],
-    });
-    url = await app.listen({ port: config.http.port, host: config.http.host });
+  async function beforeScrape(): Promise<void> {
+    if (processor) {
+      telemetry.busLag.set({ group: CONSUMER_GROUPS.processor }, await processor.lag());
+      const wm = processor.watermarkMs();
+      if (Number.isFinite(wm)) telemetry.watermarkDelay.set((now() - wm) / 1000);
+      let sessions = 0;
+      for (const ps of processor.partitions().values()) sessions += ps.sessions.size;
+      telemetry.openSessions.set(sessions);
+    }
+    if (sink) telemetry.busLag.set({ group: CONSUMER_GROUPS.sink }, await sink.lag());
   }
+
+  // Every role serves health, readiness and /metrics; the ingest role adds the beacon routes.
+  let ready = false;
+  const producer = config.roles.has('ingest') ? bus.producer() : undefined;
+  const app: IngestApp = buildApp({
+    http: config.http, log, ipHashSecret: config.privacy.ipHashSecret, now,
+    publish: producer && ((events) => producer.send(TOPICS.beacons, events.map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) })))),
+    onOutcome: (outcome, n) => telemetry.ingestEvents.inc({ outcome }, n),
+    isReady: () => ready,
+    plugins: [metricsRoute({ store, windowMs: config.processor.windowMs, now }), telemetryRoute(telemetry, beforeScrape)],
+  });
+  const url = await app.listen({ port: config.http.port, host: config.http.host });
   ready = true;
 
   async function drain(timeoutMs = 60_000): Promise<void> {
@@ -90,10 +110,10 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
   }
 
   return {
-    url, app, bus, store, processor, sink, drain,
+    url, app, bus, store, processor, sink, telemetry, drain,
     async stop() {
       ready = false;
-      await app?.close();
+      await app.close();
       // Drain order: nothing new comes in, the processor finishes the bus and checkpoints, the sink stores the rest.
       if (processor) {
         await waitFor('processor to drain', async () => (await processor!.lag()) === 0, 30_000).catch((err: unknown) => log.warn({ err }, 'processor did not drain'));

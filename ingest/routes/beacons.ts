@@ -21,7 +21,11 @@ export interface BeaconRouteDeps {
   ipHashSecret: string;
   now(): number;
   publish(events: SessionEvent[]): Promise<void>;
+  /** Counts events by outcome (accepted, rejected = invalid, refused = bus overloaded). */
+  onOutcome?(outcome: IngestOutcome, n: number): void;
 }
+
+export type IngestOutcome = 'accepted' | 'rejected' | 'refused';
 
 /** Pure: splits a batch's events into the valid ones and the rejected ones (with their index). */
 export function checkEvents(events: readonly unknown[], validators: BeaconValidators): { valid: BeaconEvent[]; rejected: RejectedEvent[] } {
@@ -63,6 +67,7 @@ export function beaconRoutes(deps: BeaconRouteDeps): FastifyPluginAsync {
         const receivedAtMs = deps.now();
         const body = request.body as { events: unknown[]; dims?: BeaconDims };
         const { valid, rejected } = checkEvents(body.events, deps.validators);
+        if (rejected.length > 0) deps.onOutcome?.('rejected', rejected.length);
         if (valid.length === 0) {
           const first = rejected[0];
           const err = httpError('QOE_ERR_INGEST_VALIDATION', 'every event in the batch failed validation', {
@@ -76,6 +81,7 @@ export function beaconRoutes(deps: BeaconRouteDeps): FastifyPluginAsync {
         try {
           await deps.publish(events);
         } catch (err) {
+          deps.onOutcome?.('refused', events.length);
           if (isQoeError(err) && err.retriable) {
             request.log.debug({ err }, 'publish refused, answering 503');
             const out = httpError('QOE_ERR_INGEST_OVERLOADED', undefined, { details: { cause: err.code } });
@@ -83,6 +89,7 @@ export function beaconRoutes(deps: BeaconRouteDeps): FastifyPluginAsync {
           }
           throw err;
         }
+        deps.onOutcome?.('accepted', events.length);
         return reply.code(202).send({ accepted: events.length, rejected });
       },
     );

@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka, Producer } from 'kafkajs';
+import { CompressionTypes } from 'kafkajs';
+import { QoeError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { BusMessage, BusProducer, OffsetCommit, TopicMessages } from './types.js';
+import { busError, createSerial, groupPartitions, mergeByTopic } from './kafka-shared.js';
+
+export interface KafkaProducerDeps {
+  kafka: Kafka;
+  log: Logger;
+  clientId: string;
+  compression: 'none' | 'gzip';
+  /** Records waiting behind the in-flight request; beyond it send() rejects with QOE_ERR_BUS_FULL. */
+  maxQueuedMessages: number;
+  /** Retries of one request before the send rejects. */
+  retries: number;
+  requestTimeoutMs: number;
+  transactionTimeoutMs: number;
+  transactionalId?: string;
+}
+
+interface Waiter {
+  topic: string;
+  messages: BusMessage[];
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * A BusProducer on kafkajs: acks=all, idempotent, one request in flight with everything that
+ * queued up behind it sent as the next batch (batching without a linger timer).
+ *
+ * Why one in flight: kafkajs reserves idempotence sequence numbers before a request and gives them
+ * back when it fails. If a failed request was in fact written, the next batch reuses its numbers and
+ * the broker drops it as a duplicate — silent loss. So after any failed send the kafkajs producer is
+ * thrown away and the next send starts a new one (new producer id); and requests never overlap.
+ *
+ * Transactions (`sendWithOffsets`, and `send` on a transactional producer, which kafkajs requires to
+ * go through a transaction) run one at a time; on error the transaction is aborted and the producer
+ * replaced for the same reason (InitProducerId with the same transactional id also fences and
+ * aborts whatever the old one left open).
+ */
+export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
+  const compression = deps.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+  let plain: Promise<Producer> | undefined;
+  let transactional: Promise<Producer> | undefined;
+  let txId = deps.transactionalId;
+  let closed = false;
+  const queue: Waiter[] = [];
+  let queued = 0;
+  let inFlight = false;
+  const serialTx = createSerial();
+  let onIdle: Array<() => void> = [];
+
+  function connect(transactionalId?: string): Promise<Producer> {
+    const p = deps.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      retry: { retries: deps.retries },
+      ...(transactionalId === undefined ? {} : { transactionalId, transactionTimeout: deps.transactionTimeoutMs }),
+    });
+    return p.connect().then(
+      () => p,
+      (err: unknown) => {
+        void p.disconnect().catch(() => undefined);
+        throw err;
+      },
+    );
+  }
+
+  function discard(which: 'plain' | 'tx'): void {
+    const p = which === 'plain' ? plain : transactional;
+    if (which === 'plain') plain = undefined;
+    else transactional = undefined;
+    void p?.then((x) => x.disconnect()).catch(() => undefined);
+  }
+
+  async function flush(batch: Waiter[]): Promise<void> {
+    const topicMessages = mergeByTopic(batch);
+    if (txId !== undefined) {
+      await runTransaction(topicMessages, undefined);
+      return;
+    }
+    try {
+      plain ??= connect();
+      const producer = await plain;
+      await producer.sendBatch({ topicMessages, acks: -1, compression, timeout: deps.requestTimeoutMs });
+    } catch (err) {
+      discard('plain');
+      throw busError('send', err, { topics: topicMessages.map((t) => t.topic) });
+    }
+  }
+
+  function pump(): void {
+    if (inFlight || queue.length === 0) return;
+    inFlight = true;
+    const batch = queue.splice(0, queue.length);
+    queued = 0;
+    flush(batch)
+      .then(
+        () => batch.forEach((w) => w.resolve()),
+        (err: unknown) => batch.forEach((w) => w.reject(err)),
+      )
+      .finally(() => {
+        inFlight = false;
+        pump();
+        if (!inFlight) {
+          const waiting = onIdle;
+          onIdle = [];
+          waiting.forEach((f) => f());
+        }
+      });
+  }
+
+  async function runTransaction(
+    topicMessages: ReturnType<typeof mergeByTopic>,
+    offsets: { groupId: string; offsets: OffsetCommit[] } | undefined,
+  ): Promise<void> {
+    return serialTx(async function transactionStep() {
+      let producer: Producer;
+      try {
+        txId ??= `${deps.clientId}-tx-${randomUUID()}`;
+        transactional ??= connect(txId);
+        producer = await transactional;
+      } catch (err) {
+        discard('tx');
+        throw busError('transaction', err);
+      }
+      const tx = await producer.transaction().catch((err: unknown) => {
+        discard('tx');
+        throw busError('transaction', err);
+      });
+      try {
+        if (topicMessages.length > 0) await tx.sendBatch({ topicMessages, acks: -1, compression, timeout: deps.requestTimeoutMs });
+        if (offsets !== undefined && offsets.offsets.length > 0) {
+          const topics = [...groupPartitions(offsets.offsets)].map(([topic, list]) => ({
+            topic,
+            partitions: list.map((o) => ({ partition: o.partition, offset: String(o.offset) })),
+          }));
+          await tx.sendOffsets({ consumerGroupId: offsets.groupId, topics });
+        }
+        await tx.commit();
+      } catch (err) {
+        await tx.abort().catch((abortErr: unknown) => {
+          deps.log.warn({ err: abortErr }, 'kafka transaction abort failed; replacing the producer');
+        });
+        // Replaced even after a clean abort: kafkajs gave back the sequence numbers of the whole
+        // failed request, also of partitions the broker had appended to; reusing them would make
+        // the broker drop the next transaction's records there as duplicates (seen on Kafka 4.4).
+        // A new producer (InitProducerId, same transactional id) bumps the epoch and resets them.
+        discard('tx');
+        throw busError('transaction', err, { groupId: offsets?.groupId });
+      }
+    });
+  }
+
+  return {
+    send(topic, messages) {
+      if (closed) return Promise.reject(new QoeError('QOE_ERR_BUS_CLOSED'));
+      if (messages.length === 0) return Promise.resolve();
+      if (queue.length > 0 && queued + messages.length > deps.maxQueuedMessages) {
+        return Promise.reject(new QoeError('QOE_ERR_BUS_FULL', 'kafka producer queue is at its bound', { details: { topic, queued } }));
+      }
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ topic, messages, resolve, reject });
+        queued += messages.length;
+        pump();
+      });
+    },
+    sendWithOffsets(batches: TopicMessages[], groupId: string, offsets: OffsetCommit[]) {
+      if (closed) return Promise.reject(new QoeError('QOE_ERR_BUS_CLOSED'));
+      return runTransaction(mergeByTopic(batches), { groupId, offsets });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      // Let queued sends and the running transaction finish; they were accepted before close.
+      if (inFlight) await new Promise<void>((resolve) => onIdle.push(resolve));
+      await serialTx(async () => undefined);
+      const all = [plain, transactional];
+      plain = transactional = undefined;
+      await Promise.all(all.map((p) => p?.then((x) => x.disconnect()).catch(() => undefined)));
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import type { LogEntry, logCreator } from 'kafkajs';
+import { logLevel } from 'kafkajs';
+import { QoeError, isQoeError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { BusMessage, TopicMessages, TopicPartition } from './types.js';
+
+/** Pieces shared by the kafkajs adapter's files (kafka.ts, kafka-producer.ts, kafka-consumer.ts). */
+
+/**
+ * A kafkajs error (or any failure) as the bus error: QOE_ERR_BUS_UNAVAILABLE, retriable, with the
+ * original as `cause` and kafkajs's own error name/type/retriable flag in `details`.
+ */
+export function busError(op: string, err: unknown, details: Record<string, unknown> = {}): QoeError {
+  if (isQoeError(err)) return err;
+  const e = err as { name?: unknown; type?: unknown; retriable?: unknown; message?: unknown } | undefined;
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  return new QoeError('QOE_ERR_BUS_UNAVAILABLE', `kafka ${op} failed: ${message}`, {
+    cause: err,
+    details: { op, kafkaError: e?.name, kafkaType: e?.type, kafkaRetriable: e?.retriable, ...details },
+  });
+}
+
+/**
+ * kafkajs logs into pino. Its "[Connection] Response <Api> … error" lines are logged at ERROR for
+ * every error response, including the retriable ones it retries by itself (coordinator loading,
+ * concurrent transactions, leader moved): those go to debug; a failure that survives the retries
+ * reaches the caller as a thrown error instead. INFO is chatty (joins, connects): debug too.
+ */
+export function pinoLogCreator(log: Logger): logCreator {
+  return () =>
+    function logKafkajs(entry: LogEntry): void {
+      const { message, timestamp: _t, ...extra } = entry.log;
+      const fields = { ...extra, ns: entry.namespace };
+      const text = `kafkajs: ${message}`;
+      if (entry.level === logLevel.ERROR && !message.startsWith('Response ')) log.error(fields, text);
+      else if (entry.level === logLevel.WARN && !message.startsWith('Limiting retries')) log.warn(fields, text);
+      else log.debug(fields, text);
+    };
+}
+
+/** A promise queue: each task starts after the previous one settled. */
+export function createSerial(): <T>(task: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return function serial<T>(task: () => Promise<T>): Promise<T> {
+    const next = tail.then(task, task);
+    tail = next.catch(() => undefined);
+    return next;
+  };
+}
+
+export interface KafkaMessageOut {
+  key: string;
+  value: Buffer;
+  timestamp?: string;
+}
+
+export function toKafkaMessage(m: BusMessage): KafkaMessageOut {
+  return m.timestampMs === undefined ? { key: m.key, value: m.value } : { key: m.key, value: m.value, timestamp: String(m.timestampMs) };
+}
+
+/** One entry per topic, messages in the order given (kafkajs keeps per-partition order within it). */
+export function mergeByTopic(batches: TopicMessages[]): Array<{ topic: string; messages: KafkaMessageOut[] }> {
+  const byTopic = new Map<string, KafkaMessageOut[]>();
+  for (const b of batches) {
+    let list = byTopic.get(b.topic);
+    if (list === undefined) byTopic.set(b.topic, (list = []));
+    for (const m of b.messages) list.push(toKafkaMessage(m));
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
+export function groupPartitions<T extends TopicPartition>(items: T[]): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const it of items) {
+    let list = out.get(it.topic);
+    if (list === undefined) out.set(it.topic, (list = []));
+    list.push(it);
+  }
+  return out;
+}

@@ -1,0 +1,163 @@
+import type { Admin } from 'kafkajs';
+import { Kafka } from 'kafkajs';
+import { QoeError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Bus, BusConsumer, BusProducer, TopicSpec } from './types.js';
+import { createKafkaConsumer } from './kafka-consumer.js';
+import { createKafkaProducer } from './kafka-producer.js';
+import { busError, pinoLogCreator } from './kafka-shared.js';
+
+/**
+ * The Bus on Apache Kafka through kafkajs (the only place kafkajs is imported; see lib/bus/types.ts
+ * for the contract). Keys go to partitions by kafkajs's DefaultPartitioner, the Java client's
+ * murmur2 — the same as lib/bus/partitioner.ts, so the memory bus and Kafka agree.
+ * Errors from kafkajs reach callers as QoeError QOE_ERR_BUS_UNAVAILABLE (retriable) with `cause`.
+ */
+
+export interface KafkaBusOptions {
+  /** host:port list. */
+  brokers: string[];
+  clientId: string;
+  log: Logger;
+  /** For topics whose spec has none. Default: min(3, brokers in the cluster). */
+  replicationFactor?: number;
+  /** Record batch compression. Default 'gzip' (built into kafkajs; others need codecs). */
+  compression?: 'none' | 'gzip';
+  /** Records queued behind a producer's in-flight request before send() answers QOE_ERR_BUS_FULL. Default 100000. */
+  maxQueuedMessages?: number;
+  /** Retries of a failing request (exponential backoff from 300 ms) before the call rejects. Default 5. */
+  retries?: number;
+  /** Default 30000. */
+  requestTimeoutMs?: number;
+  /** Default 3000. */
+  connectionTimeoutMs?: number;
+  /** Consumer group session timeout. Default 30000. */
+  sessionTimeoutMs?: number;
+  /** Default 3000; a rebalance is noticed at the next heartbeat. */
+  heartbeatIntervalMs?: number;
+  /** Longest a fetch waits for data. Default 1000. */
+  maxWaitMs?: number;
+  /** Broker-side timeout of an open transaction. Default 60000. */
+  transactionTimeoutMs?: number;
+}
+
+export function createKafkaBus(opts: KafkaBusOptions): Bus {
+  const log = opts.log.child({ component: 'bus-kafka' });
+  const retries = opts.retries ?? 5;
+  const kafka = new Kafka({
+    clientId: opts.clientId,
+    brokers: opts.brokers,
+    connectionTimeout: opts.connectionTimeoutMs ?? 3000,
+    requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    retry: { retries },
+    logCreator: pinoLogCreator(log),
+  });
+  const closers = new Set<{ close(): Promise<void> }>();
+  let admin: Promise<Admin> | undefined;
+  let closed = false;
+
+  function getAdmin(): Promise<Admin> {
+    if (closed) return Promise.reject(new QoeError('QOE_ERR_BUS_CLOSED'));
+    if (admin === undefined) {
+      const a = kafka.admin({ retry: { retries } });
+      admin = a.connect().then(() => a);
+      admin.catch(() => {
+        admin = undefined;
+      });
+    }
+    return admin;
+  }
+
+  function track<T extends { close(): Promise<void> }>(x: T): T {
+    const close = x.close.bind(x);
+    closers.add(x);
+    x.close = () => {
+      closers.delete(x);
+      return close();
+    };
+    return x;
+  }
+
+  async function createTopics(specs: TopicSpec[]): Promise<void> {
+    if (specs.length === 0) return;
+    try {
+      const a = await getAdmin();
+      const existing = new Set(await a.listTopics());
+      const missing = specs.filter((s) => !existing.has(s.topic));
+      const present = specs.filter((s) => existing.has(s.topic));
+      if (missing.length > 0) {
+        const defaultRf = opts.replicationFactor ?? Math.min(3, (await a.describeCluster()).brokers.length);
+        // false = all already existed (another process won the race): fine, that is idempotence.
+        await a.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((s) => ({
+            topic: s.topic,
+            numPartitions: s.partitions,
+            replicationFactor: s.replicationFactor ?? defaultRf,
+            configEntries: Object.entries(s.config ?? {}).map(([name, value]) => ({ name, value })),
+          })),
+        });
+      }
+      if (present.length > 0) {
+        const { topics } = await a.fetchTopicMetadata({ topics: present.map((s) => s.topic) });
+        for (const t of topics) {
+          const want = present.find((s) => s.topic === t.name)?.partitions;
+          // Never repartitioned here: more partitions would move keys to other partitions.
+          if (want !== undefined && t.partitions.length !== want) {
+            log.warn({ topic: t.name, partitions: t.partitions.length, want }, 'kafka topic exists with another partition count');
+          }
+        }
+      }
+    } catch (err) {
+      throw busError('createTopics', err, { topics: specs.map((s) => s.topic) });
+    }
+  }
+
+  return {
+    kind: 'kafka',
+    createTopics,
+    producer(p?: { transactionalId?: string }): BusProducer {
+      if (closed) throw new QoeError('QOE_ERR_BUS_CLOSED');
+      return track(
+        createKafkaProducer({
+          kafka,
+          log,
+          clientId: opts.clientId,
+          compression: opts.compression ?? 'gzip',
+          maxQueuedMessages: opts.maxQueuedMessages ?? 100_000,
+          retries,
+          requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
+          transactionTimeoutMs: opts.transactionTimeoutMs ?? 60_000,
+          ...(p?.transactionalId === undefined ? {} : { transactionalId: p.transactionalId }),
+        }),
+      );
+    },
+    consumer(c): BusConsumer {
+      if (closed) throw new QoeError('QOE_ERR_BUS_CLOSED');
+      return track(
+        createKafkaConsumer(
+          {
+            kafka,
+            admin: getAdmin,
+            log,
+            sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000,
+            heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 3000,
+            maxWaitMs: opts.maxWaitMs ?? 1000,
+            retries,
+          },
+          c,
+        ),
+      );
+    },
+    async close() {
+      if (closed) return;
+      const results = await Promise.allSettled([...closers].map((x) => x.close()));
+      closed = true;
+      const a = admin;
+      admin = undefined;
+      await a?.then((x) => x.disconnect()).catch(() => undefined);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw busError('close', failed.reason);
+    },
+  };
+}

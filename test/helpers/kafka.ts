@@ -1,0 +1,312 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { projectPath } from '../../lib/paths.js';
+
+/**
+ * Real Apache Kafka brokers for integration tests, run from the Maven Central jars that
+ * `scripts/kafka.sh fetch` caches (no Docker): KRaft combined mode (each node is broker and
+ * controller) on 127.0.0.1, free ports, a temp directory per cluster holding configs, data and one
+ * log file per broker (`broker-<i>.log`; its path is printed when startup fails).
+ *
+ * - 1 broker: replication factor 1 / min ISR 1 for every internal topic.
+ * - 3 brokers: a 3-voter static quorum, RF 3 and min.insync.replicas 2.
+ *
+ * Without java or the jars (and no way to fetch them), `kafkaSkipReason()` names what is missing;
+ * with QOE_REQUIRE_SERVICES set (CI) it throws instead, so a skip becomes a failure.
+ * Children are started under `setpriv --pdeathsig KILL` where available, and killed on exit, so a
+ * crashed test run leaves no broker behind.
+ */
+
+export interface KafkaCluster {
+  /** host:port of each broker, in node order (node id = index + 1). */
+  brokers: string[];
+  dir: string;
+  /** Wall time from startKafka() to a cluster that answers describeCluster with every broker. */
+  startupMs: number;
+  logFile(i: number): string;
+  /** Controlled shutdown (SIGTERM), waits for the process to exit. */
+  stopBroker(i: number): Promise<void>;
+  /** Starts a stopped broker again with its data and ports, waits until it serves. */
+  startBroker(i: number): Promise<void>;
+  kill9Broker(i: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 30_000;
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function servicesRequired(): boolean {
+  const v = process.env.QOE_REQUIRE_SERVICES;
+  return v !== undefined && v !== '' && v !== '0';
+}
+
+let cachedLibs: { libs?: string; missing?: string } | undefined;
+
+/** The cached jar directory, fetching it once if needed; `missing` names what is absent otherwise. */
+function resolveLibs(): { libs?: string; missing?: string } {
+  if (cachedLibs !== undefined) return cachedLibs;
+  const java = spawnSync('java', ['-version'], { encoding: 'utf8' });
+  if (java.error !== undefined || java.status !== 0) {
+    cachedLibs = { missing: 'java (17+) not found on PATH: install it with `apt-get install -y openjdk-17-jre-headless`' };
+    return cachedLibs;
+  }
+  const fetch = spawnSync('bash', [projectPath('scripts', 'kafka.sh'), 'fetch'], { encoding: 'utf8', timeout: 600_000 });
+  const lines = (fetch.stdout ?? '').trim().split('\n');
+  const libs = lines[lines.length - 1];
+  if (fetch.status !== 0 || libs === undefined || libs === '') {
+    const why = (fetch.stderr ?? '').trim().split('\n').slice(-3).join(' | ');
+    cachedLibs = { missing: `Kafka broker jars: \`scripts/kafka.sh fetch\` failed (needs mvn and Maven Central): ${why}` };
+    return cachedLibs;
+  }
+  cachedLibs = { libs };
+  return cachedLibs;
+}
+
+/**
+ * Why Kafka tests cannot run here, or undefined when they can. Throws when something is missing
+ * and QOE_REQUIRE_SERVICES is set.
+ */
+export function kafkaSkipReason(): string | undefined {
+  const { missing } = resolveLibs();
+  if (missing === undefined) return undefined;
+  if (servicesRequired()) throw new Error(`QOE_REQUIRE_SERVICES is set but ${missing}`);
+  return missing;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Kafka's Uuid.randomUuid().toString(): 16 random bytes, URL-safe base64 without padding, never
+ * starting with '-' (the CLI would take it for an option). Made here rather than by
+ * `StorageTool random-uuid` to save one JVM start (~1 s on two cores).
+ */
+function clusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
+interface Node {
+  id: number;
+  port: number;
+  controllerPort: number;
+  config: string;
+  log: string;
+  proc?: ChildProcess;
+}
+
+function serverProperties(node: Node, voters: string, dataDir: string, size: number): string {
+  const rf = size === 1 ? 1 : 3;
+  const minIsr = size === 1 ? 1 : 2;
+  return [
+    'process.roles=broker,controller',
+    `node.id=${node.id}`,
+    `controller.quorum.voters=${voters}`,
+    `listeners=PLAINTEXT://127.0.0.1:${node.port},CONTROLLER://127.0.0.1:${node.controllerPort}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${node.port}`,
+    'controller.listener.names=CONTROLLER',
+    'inter.broker.listener.name=PLAINTEXT',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    `log.dirs=${dataDir}`,
+    'num.partitions=1',
+    `default.replication.factor=${rf}`,
+    `min.insync.replicas=${minIsr}`,
+    `offsets.topic.replication.factor=${rf}`,
+    // 50 partitions by default: fewer make the first group join and transaction faster.
+    'offsets.topic.num.partitions=10',
+    `transaction.state.log.replication.factor=${rf}`,
+    `transaction.state.log.min.isr=${minIsr}`,
+    'transaction.state.log.num.partitions=10',
+    `share.coordinator.state.topic.replication.factor=${rf}`,
+    `share.coordinator.state.topic.min.isr=${minIsr}`,
+    'group.initial.rebalance.delay.ms=0',
+    'group.min.session.timeout.ms=1000',
+    'auto.create.topics.enable=false',
+    // Two cores: fewer threads, and a 16 MiB compaction buffer instead of 128 MiB in a 512 MiB heap.
+    'num.network.threads=2',
+    'num.io.threads=4',
+    'log.cleaner.dedupe.buffer.size=16777216',
+    '',
+  ].join('\n');
+}
+
+function javaArgs(libs: string, mainClass: string, args: string[]): string[] {
+  return [
+    '-Xmx512m',
+    '-XX:+UseG1GC',
+    '-XX:MaxGCPauseMillis=20',
+    ...(process.env.QOE_KAFKA_C1 === '1' ? ['-XX:TieredStopAtLevel=1'] : []),
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${projectPath('scripts', 'kafka', 'log4j2.properties')}`,
+    '-cp',
+    `${libs}/*`,
+    mainClass,
+    ...args,
+  ];
+}
+
+const hasSetpriv = spawnSync('setpriv', ['--help'], { stdio: 'ignore' }).status === 0;
+
+function spawnJava(libs: string, mainClass: string, args: string[], logFile: string): ChildProcess {
+  const fd = openSync(logFile, 'a');
+  const argv = javaArgs(libs, mainClass, args);
+  const proc = hasSetpriv
+    ? spawn('setpriv', ['--pdeathsig', 'KILL', 'java', ...argv], { stdio: ['ignore', fd, fd] })
+    : spawn('java', argv, { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const p of live) p.kill('SIGKILL');
+    });
+  }
+  return proc;
+}
+
+function waitExit(proc: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    proc.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function format(libs: string, node: Node, id: string): Promise<void> {
+  const proc = spawnJava(libs, 'kafka.tools.StorageTool', ['format', '-t', id, '-c', node.config], node.log);
+  await waitExit(proc, 60_000);
+  if (proc.exitCode !== 0) throw new Error(`kafka StorageTool format failed (exit ${proc.exitCode}); see ${node.log}`);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Until the broker answers metadata requests and lists itself (registered and unfenced). */
+async function waitReady(node: Node, expectBrokers: number): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const client = new Kafka({
+    clientId: 'qoe-test-ready',
+    brokers: [`127.0.0.1:${node.port}`],
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 1000,
+    retry: { retries: 0 },
+  });
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    const proc = node.proc;
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`kafka broker ${node.id} exited during startup (code ${proc?.exitCode}); see ${node.log}`);
+    }
+    const admin = client.admin();
+    try {
+      await admin.connect();
+      const { brokers } = await admin.describeCluster();
+      if (brokers.some((b) => b.nodeId === node.id) && brokers.length >= expectBrokers) return;
+    } catch (err) {
+      lastErr = err;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    await sleep(150);
+  }
+  throw new Error(`kafka broker ${node.id} not ready after ${READY_TIMEOUT_MS} ms (${String(lastErr)}); see ${node.log}`, {
+    cause: lastErr,
+  });
+}
+
+export async function startKafka(opts: { brokers: 1 | 3 }): Promise<KafkaCluster> {
+  const t0 = Date.now();
+  const { libs, missing } = resolveLibs();
+  if (libs === undefined) throw new Error(`cannot start Kafka: ${missing ?? 'unknown reason'}`);
+  const size = opts.brokers;
+  const dir = await mkdtemp(join(tmpdir(), 'qoe-kafka-'));
+  const nodes: Node[] = [];
+  for (let i = 0; i < size; i++) {
+    nodes.push({
+      id: i + 1,
+      port: await freePort(),
+      controllerPort: await freePort(),
+      config: join(dir, `broker-${i}.properties`),
+      log: join(dir, `broker-${i}.log`),
+    });
+  }
+  const voters = nodes.map((n) => `${n.id}@127.0.0.1:${n.controllerPort}`).join(',');
+  const id = clusterId();
+  await Promise.all(
+    nodes.map(async (n, i) => {
+      await writeFile(n.config, serverProperties(n, voters, join(dir, `data-${i}`), size));
+      await format(libs, n, id);
+    }),
+  );
+
+  const nodeAt = (i: number): Node => {
+    const n = nodes[i];
+    if (n === undefined) throw new RangeError(`no broker ${i} (cluster of ${size})`);
+    return n;
+  };
+  const launch = (n: Node): void => {
+    n.proc = spawnJava(libs, 'kafka.Kafka', [n.config], n.log);
+  };
+  const stopNode = async (n: Node, signal: NodeJS.Signals): Promise<void> => {
+    const proc = n.proc;
+    if (proc === undefined) return;
+    proc.kill(signal);
+    if (!(await waitExit(proc, STOP_TIMEOUT_MS))) {
+      proc.kill('SIGKILL');
+      await waitExit(proc, STOP_TIMEOUT_MS);
+    }
+    n.proc = undefined;
+  };
+
+  nodes.forEach(launch);
+  try {
+    await Promise.all(nodes.map((n) => waitReady(n, size)));
+  } catch (err) {
+    await Promise.all(nodes.map((n) => stopNode(n, 'SIGKILL')));
+    console.error(`kafka startup failed; broker logs: ${nodes.map((n) => n.log).join(', ')}`);
+    throw err;
+  }
+  const startupMs = Date.now() - t0;
+
+  return {
+    brokers: nodes.map((n) => `127.0.0.1:${n.port}`),
+    dir,
+    startupMs,
+    logFile: (i) => nodeAt(i).log,
+    stopBroker: (i) => stopNode(nodeAt(i), 'SIGTERM'),
+    kill9Broker: (i) => stopNode(nodeAt(i), 'SIGKILL'),
+    async startBroker(i) {
+      const n = nodeAt(i);
+      if (n.proc !== undefined) return;
+      launch(n);
+      await waitReady(n, 1);
+    },
+    async stop() {
+      // The data is thrown away: no controlled shutdown needed.
+      await Promise.all(nodes.map((n) => stopNode(n, 'SIGKILL')));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
