@@ -52,10 +52,14 @@ export interface KafkaMessageOut {
   key: string;
   value: Buffer;
   timestamp?: string;
+  partition?: number;
 }
 
 export function toKafkaMessage(m: BusMessage): KafkaMessageOut {
-  return m.timestampMs === undefined ? { key: m.key, value: m.value } : { key: m.key, value: m.value, timestamp: String(m.timestampMs) };
+  const out: KafkaMessageOut = { key: m.key, value: m.value };
+  if (m.timestampMs !== undefined) out.timestamp = String(m.timestampMs);
+  if (m.partition !== undefined) out.partition = m.partition;
+  return out;
 }
 
 /** One entry per topic, messages in the order given (kafkajs keeps per-partition order within it). */

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import type { Bus, BusConsumer, BusProducer, TopicSpec } from './types.js';
 import { createKafkaConsumer } from './kafka-consumer.js';
 import { createKafkaProducer } from './kafka-producer.js';
+import { readKafkaPartition } from './kafka-reader.js';
 import { busError, pinoLogCreator } from './kafka-shared.js';
 
 /**
@@ -131,6 +132,10 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
           ...(p?.transactionalId === undefined ? {} : { transactionalId: p.transactionalId }),
         }),
       );
+    },
+    readPartition(topic, partition, fromOffset, until) {
+      if (closed) return Promise.reject(new QoeError('QOE_ERR_BUS_CLOSED'));
+      return readKafkaPartition({ kafka, admin: getAdmin, log, maxWaitMs: opts.maxWaitMs ?? 1000, timeoutMs: opts.requestTimeoutMs ?? 30_000 * 2 }, topic, partition, fromOffset, until);
     },
     consumer(c): BusConsumer {
       if (closed) throw new QoeError('QOE_ERR_BUS_CLOSED');

@@ -4,6 +4,7 @@ export const TOPICS = {
   beaconsDlq: 'qoe.beacons.v1.dlq',
   metrics: 'qoe.metrics.v1',
   steering: 'qoe.steering.v1',
+  processorState: 'qoe.processor-state.v1',
 } as const;
 
 export type TopicName = (typeof TOPICS)[keyof typeof TOPICS];

@@ -5,7 +5,8 @@
  * - a topic has N partitions; a message goes to partition murmur2(key) % N (Kafka's default partitioner);
  * - order is kept per partition; offsets are per partition, from 0, dense;
  * - a consumer group splits a topic's partitions among its members; committed offsets are per group;
- * - `send` resolves only once the message is durable (acks=all) and rejects with a BusError otherwise;
+ * - `send` resolves only once the message is durable (acks=all) and rejects with a QoeError otherwise
+ *   (QOE_ERR_BUS_FULL, retriable, when a partition is at its bound; QOE_ERR_BUS_CLOSED after close);
  * - `sendWithOffsets` makes output records and the input offsets visible atomically (Kafka transaction).
  */
 
@@ -14,6 +15,11 @@ export interface BusMessage {
   value: Buffer;
   /** Producer timestamp; defaults to the send time. */
   timestampMs?: number;
+  /**
+   * Explicit target partition, overriding murmur2(key) (e.g. a changelog record goes to the partition
+   * of the input it belongs to). Must exist in the topic.
+   */
+  partition?: number;
 }
 
 export interface BusRecord {
@@ -102,5 +108,13 @@ export interface Bus {
   createTopics(specs: TopicSpec[]): Promise<void>;
   producer(opts?: { transactionalId?: string }): BusProducer;
   consumer(opts: ConsumerOptions): BusConsumer;
+  /**
+   * Reads one partition outside any consumer group (committed records only), from `fromOffset` up to
+   * the first record for which `until` returns true, or up to the partition's end as of the call
+   * when `until` is omitted. Used to restore processor state from its changelog. Kafka cannot tell
+   * where the end is when only transaction markers follow the last record: callers write a barrier
+   * record first and stop at it.
+   */
+  readPartition?(topic: string, partition: number, fromOffset: number, until?: (r: BusRecord) => boolean): Promise<BusRecord[]>;
   close(): Promise<void>;
 }
