@@ -3,7 +3,8 @@ import type { Logger } from './logger.js';
 import type { Bus } from './bus/types.js';
 import type { Store } from './store/types.js';
 import { TOPICS } from './bus/topics.js';
-import { createMemoryBus } from './bus/memory.js';
+import { createMemoryBus, type MemoryBus } from './bus/memory.js';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { createStore } from './store/index.js';
 import { buildApp, type IngestApp } from '../ingest/app.js';
 import { encodeSessionEvent } from '../schemas/codec.js';
@@ -48,7 +49,12 @@ async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: nu
 export async function startRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
   const now = opts.now ?? Date.now;
   const telemetry = createTelemetry();
-  const bus = opts.bus ?? createMemoryBus({ maxBacklog: config.bus.maxBacklog, now });
+  const offsetsFile = join(config.dataDir, 'bus-offsets.json');
+  const memoryBus: MemoryBus | undefined = opts.bus ? undefined : createMemoryBus({
+    maxBacklog: config.bus.maxBacklog, now, logStartOffsets: await readOffsets(offsetsFile),
+    onError: (err, ctx) => log.warn({ err, ...ctx }, 'bus handler failed'),
+  });
+  const bus = opts.bus ?? (memoryBus as Bus);
   const p = config.bus.partitions;
   await bus.createTopics([
     { topic: TOPICS.beacons, partitions: p },
@@ -123,8 +129,26 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
         await waitFor('sink to drain', async () => (await sink!.lag()) === 0, 30_000).catch((err: unknown) => log.warn({ err }, 'sink did not drain'));
         await sink.stop();
       }
+      if (memoryBus) await saveOffsets(offsetsFile, memoryBus);
       await bus.close();
       await store.close();
     },
   };
+}
+
+/** Offsets of the embedded bus survive a restart, so downstream (src_partition, src_offset) stay unique. */
+async function readOffsets(file: string): Promise<Record<string, number[]> | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Record<string, number[]>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function saveOffsets(file: string, bus: MemoryBus): Promise<void> {
+  const out: Record<string, number[]> = {};
+  for (const s of bus.stats()) (out[s.topic] ??= [])[s.partition] = s.highWatermark;
+  await mkdir(join(file, '..'), { recursive: true });
+  await writeFile(file, JSON.stringify(out));
 }

@@ -98,7 +98,7 @@ const SUMS = [
 
 /** The SQL for a query; runs on ClickHouse 18.16 and current versions. */
 export function buildMetricsSql(q: MetricsQuery): { sql: string; params: Record<string, unknown> } {
-  const params: Record<string, unknown> = { from: q.fromMs, to: q.toMs, step: Math.floor(q.stepMs / 1000) };
+  const params: Record<string, unknown> = { from: q.fromMs, to: q.toMs, step: Math.floor(q.stepMs / 1000), origin: Math.floor(q.fromMs / 1000) };
   const dims = q.groupBy.map(snakeCase);
   const where = ['window_start >= {from:DateTime}', 'window_start < {to:DateTime}'];
   q.filters.forEach((f, i) => {
@@ -106,7 +106,8 @@ export function buildMetricsSql(q: MetricsQuery): { sql: string; params: Record<
     params[`f${i}`] = f.values;
   });
   const select = [
-    'intDiv(toUInt32(window_start), {step:UInt32}) * {step:UInt32} AS bucket',
+    // Buckets start at `from`: [from, from + step), [from + step, …).
+    '{origin:UInt32} + intDiv(toUInt32(window_start) - {origin:UInt32}, {step:UInt32}) * {step:UInt32} AS bucket',
     ...dims,
     ...SUMS.map((c) => `sum(${c}) AS ${c}`),
     'sumMap(vst_hist_keys, vst_hist_counts) AS vst_hist',

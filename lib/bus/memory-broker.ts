@@ -68,7 +68,7 @@ export interface Broker {
   log(topic: string, partition: number): PartitionLog;
 }
 
-export function createBroker(opts: { maxBacklog: number; now: () => number }): Broker {
+export function createBroker(opts: { maxBacklog: number; now: () => number; logStartOffsets?: Readonly<Record<string, readonly number[]>> }): Broker {
   const topics = new Map<string, TopicState>();
   const groups = new Map<string, GroupState>();
 
@@ -205,7 +205,14 @@ export function createBroker(opts: { maxBacklog: number; now: () => number }): B
         details: { topic: spec.topic, partitions: existing.partitions.length, requested: spec.partitions },
       });
     }
-    const partitions = Array.from({ length: spec.partitions }, createPartitionLog);
+    const partitions = Array.from({ length: spec.partitions }, (_, p) => {
+      const log = createPartitionLog();
+      // A restarted embedded runtime continues its offsets: rows stored downstream keep their identity.
+      const start = opts.logStartOffsets?.[spec.topic]?.[p] ?? 0;
+      log.logStartOffset = start;
+      log.highWatermark = start;
+      return log;
+    });
     topics.set(spec.topic, { name: spec.topic, partitions, listeners: new Set() });
   }
 

@@ -23,6 +23,11 @@ export interface MemoryBusOptions {
    * offset had to be reset. Default: process.emitWarning.
    */
   onError?: (err: unknown, context: BusErrorContext) => void;
+  /**
+   * Per topic, the first offset of each partition (default 0). A restarted embedded runtime passes
+   * the high watermarks it saved at stop, so offsets never repeat across restarts.
+   */
+  logStartOffsets?: Readonly<Record<string, readonly number[]>>;
 }
 
 export interface PartitionStats {
@@ -57,7 +62,7 @@ function positiveInteger(name: string, value: number): number {
  * consumer groups with range assignment, transactional send + offset commit) held in memory.
  */
 export function createMemoryBus(opts: MemoryBusOptions): MemoryBus {
-  const broker = createBroker({ maxBacklog: positiveInteger('maxBacklog', opts.maxBacklog), now: opts.now ?? Date.now });
+  const broker = createBroker({ maxBacklog: positiveInteger('maxBacklog', opts.maxBacklog), now: opts.now ?? Date.now, logStartOffsets: opts.logStartOffsets });
   const consumers = new Set<BusConsumer>();
   let closed = false;
   let memberSeq = 0;
