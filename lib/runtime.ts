@@ -4,14 +4,17 @@ import type { Bus } from './bus/types.js';
 import type { Store } from './store/types.js';
 import { TOPICS } from './bus/topics.js';
 import { createMemoryBus, type MemoryBus } from './bus/memory.js';
+import { createKafkaBus } from './bus/kafka.js';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { createStore } from './store/index.js';
 import { buildApp, type IngestApp } from '../ingest/app.js';
 import { encodeSessionEvent } from '../schemas/codec.js';
+import type { SessionEvent } from '../schemas/events.js';
 import { createProcessor, type Processor } from '../processors/processor.js';
 import { createSink, type Sink } from '../processors/sink.js';
 import { createFileCheckpointStore } from '../processors/snapshot.js';
 import { metricsRoute } from '../query/route.js';
+import { cmcdRoutes } from '../ingest/cmcd/route.js';
 import { join } from 'node:path';
 import { createTelemetry, telemetryRoute, type Telemetry } from './telemetry.js';
 import { CONSUMER_GROUPS } from './bus/topics.js';
@@ -50,16 +53,21 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
   const now = opts.now ?? Date.now;
   const telemetry = createTelemetry();
   const offsetsFile = join(config.dataDir, 'bus-offsets.json');
-  const memoryBus: MemoryBus | undefined = opts.bus ? undefined : createMemoryBus({
+  const memoryBus: MemoryBus | undefined = opts.bus || config.bus.kind === 'kafka' ? undefined : createMemoryBus({
     maxBacklog: config.bus.maxBacklog, now, logStartOffsets: await readOffsets(offsetsFile),
     onError: (err, ctx) => log.warn({ err, ...ctx }, 'bus handler failed'),
   });
-  const bus = opts.bus ?? (memoryBus as Bus);
+  const bus = opts.bus ?? memoryBus ?? createKafkaBus({
+    // 10 s: a crashed member's partitions move within ~10 s (kafkajs's 30 s default doubles recovery time).
+    brokers: config.bus.brokers, clientId: 'qoe-stream', log, sessionTimeoutMs: 10_000, heartbeatIntervalMs: 1000,
+  });
   const p = config.bus.partitions;
   await bus.createTopics([
     { topic: TOPICS.beacons, partitions: p },
     { topic: TOPICS.beaconsDlq, partitions: p },
     { topic: TOPICS.metrics, partitions: p },
+    // Processor state changelog (processors/changelog.ts): partition p holds input partition p's state.
+    ...(bus.kind === 'kafka' ? [{ topic: TOPICS.processorState, partitions: p, config: { 'cleanup.policy': 'compact', 'segment.ms': '600000' } }] : []),
   ]);
   const store = await createStore(config.store, log.child({ component: 'store' }));
   let processor: Processor | undefined;
@@ -97,12 +105,23 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
   // Every role serves health, readiness and /metrics; the ingest role adds the beacon routes.
   let ready = false;
   const producer = config.roles.has('ingest') ? bus.producer() : undefined;
+  const publish = producer && ((events: SessionEvent[]) => producer.send(TOPICS.beacons, events.map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) }))));
+  const plugins = [metricsRoute({ store, windowMs: config.processor.windowMs, now }), telemetryRoute(telemetry, beforeScrape)];
+  if (publish) {
+    plugins.push(cmcdRoutes({
+      publish: async (events) => {
+        await publish(events);
+        telemetry.ingestEvents.inc({ outcome: 'accepted' }, events.length);
+      },
+      now, ipHashSecret: config.privacy.ipHashSecret, log: log.child({ component: 'cmcd' }), maxBodyBytes: config.http.bodyLimitBytes,
+    }));
+  }
   const app: IngestApp = buildApp({
     http: config.http, log, ipHashSecret: config.privacy.ipHashSecret, now,
-    publish: producer && ((events) => producer.send(TOPICS.beacons, events.map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) })))),
+    publish,
     onOutcome: (outcome, n) => telemetry.ingestEvents.inc({ outcome }, n),
     isReady: () => ready,
-    plugins: [metricsRoute({ store, windowMs: config.processor.windowMs, now }), telemetryRoute(telemetry, beforeScrape)],
+    plugins,
   });
   const url = await app.listen({ port: config.http.port, host: config.http.host });
   ready = true;
