@@ -1,4 +1,5 @@
 import { loadAvroType } from '../schemas/codec.js';
+import { createAvroCodec } from '../schemas/framing.js';
 import { DIMENSIONS, snakeCase } from '../schemas/events.js';
 import { histogramToArrays } from '../lib/histogram.js';
 import { SUM_FIELDS, type WindowAcc } from './accumulator.js';
@@ -9,6 +10,7 @@ import type { WindowOutput } from './partition.js';
  * column layout of the qoe_metrics table, with the errors of the window alongside.
  */
 export const windowMetricsType = loadAvroType('window-metrics.avsc');
+const windowMetricsCodec = createAvroCodec<MetricsRecord>(windowMetricsType);
 
 export type MetricsRecord = Record<string, unknown> & {
   window_start_ms: number;
@@ -40,9 +42,9 @@ export function toMetricsRecord(out: WindowOutput, windowMs: number, sourceParti
 }
 
 export function encodeMetricsRecord(rec: MetricsRecord): Buffer {
-  return windowMetricsType.toBuffer(rec);
+  return windowMetricsCodec.encode(rec);
 }
 
 export function decodeMetricsRecord(buf: Buffer): MetricsRecord {
-  return windowMetricsType.fromBuffer(buf) as MetricsRecord;
+  return windowMetricsCodec.decode(buf);
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import avro from 'avsc';
 import { projectPath } from '../lib/paths.js';
 import { DIMENSIONS, snakeCase, type SessionEvent } from './events.js';
+import { createAvroCodec } from './framing.js';
 
 /** Reads an .avsc file from schemas/ into an avsc Type. */
 export function loadAvroType(file: string): avro.Type {
@@ -9,9 +10,13 @@ export function loadAvroType(file: string): avro.Type {
   return avro.Type.forSchema(schema as avro.Schema);
 }
 
+type AvroRecord = Record<string, unknown>;
+
 export const sessionEventType = loadAvroType('beacon-event.avsc');
 
-type AvroRecord = Record<string, unknown>;
+/** qoe.beacons.v1 records: single-object encoded; earlier schema versions (schemas/history/) still read. */
+export const sessionEventCodec = createAvroCodec<AvroRecord>(sessionEventType, [loadAvroType('history/beacon-event.v0.avsc')]);
+
 
 const NULLABLE = ['bitrateKbps', 'playheadMs', 'droppedFrames', 'errorCode', 'errorFatal', 'httpStatus', 'ttfbMs', 'ttlbMs', 'startupMs'] as const;
 
@@ -48,9 +53,9 @@ export function sessionEventFromAvro(rec: AvroRecord): SessionEvent {
 }
 
 export function encodeSessionEvent(e: SessionEvent): Buffer {
-  return sessionEventType.toBuffer(sessionEventToAvro(e));
+  return sessionEventCodec.encode(sessionEventToAvro(e));
 }
 
 export function decodeSessionEvent(buf: Buffer): SessionEvent {
-  return sessionEventFromAvro(sessionEventType.fromBuffer(buf) as AvroRecord);
+  return sessionEventFromAvro(sessionEventCodec.decode(buf));
 }
