@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_SPEC, loadConfig } from './config.js';
+import { ALL_ENV_SPECS, loadConfig } from './config.js';
 import { isQoeError } from './errors.js';
 import { projectPath } from './paths.js';
 
@@ -44,7 +44,7 @@ describe('loadConfig', () => {
       const cells = l.split('|').map((c) => c.trim());
       return { env: cells[1]?.replace(/`/g, ''), def: cells[2] === '(empty)' ? '' : cells[2]?.replace(/`/g, ''), doc: cells[3] };
     });
-    const spec = Object.values(CONFIG_SPEC).map((s) => ({ env: s.env, def: s.default, doc: s.doc }));
+    const spec = ALL_ENV_SPECS.map((s) => ({ env: s.env, def: s.default, doc: s.doc }));
     expect(documented).toEqual(spec);
   });
 });

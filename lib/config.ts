@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { QoeError } from './errors.js';
+import { parseSteeringEnv, STEERING_ENV, type SteeringConfig } from '../steering/config.js';
 
 /**
  * The only reader of process.env. Every setting: env var, default, validation. The README's
@@ -44,6 +45,9 @@ export const CONFIG_SPEC = {
   logLevel: { env: 'QOE_LOG_LEVEL', default: 'info', doc: 'pino level' },
 } as const satisfies Record<string, Spec>;
 
+/** Every environment variable qoe-stream reads, in documentation order. */
+export const ALL_ENV_SPECS: ReadonlyArray<{ env: string; default: string; doc: string }> = [...Object.values(CONFIG_SPEC), ...Object.values(STEERING_ENV)];
+
 export interface Config {
   http: { port: number; host: string; bodyLimitBytes: number; corsOrigins: string[] | '*'; trustProxy: boolean };
   roles: ReadonlySet<Role>;
@@ -63,6 +67,7 @@ export interface Config {
   };
   sink: { batchRows: number; flushMs: number };
   privacy: { ipHashSecret: string };
+  steering: SteeringConfig;
   logLevel: string;
 }
 
@@ -150,6 +155,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     sink: { batchRows: int(env, 'sinkBatchRows', 1, 1_000_000), flushMs: int(env, 'sinkFlushMs', 10, 600_000) },
     privacy: { ipHashSecret: raw(env, 'ipHashSecret') || randomBytes(32).toString('hex') },
+    steering: parseSteeringEnv(env),
     logLevel: raw(env, 'logLevel'),
   };
   return deepFreeze(config);

@@ -15,6 +15,7 @@ import { createSink, type Sink } from '../processors/sink.js';
 import { createFileCheckpointStore } from '../processors/snapshot.js';
 import { metricsRoute } from '../query/route.js';
 import { cmcdRoutes } from '../ingest/cmcd/route.js';
+import { createSteeringService, createSteeringStream, steeringRoutes, type SteeringService } from '../steering/index.js';
 import { join } from 'node:path';
 import { createTelemetry, telemetryRoute, type Telemetry } from './telemetry.js';
 import { CONSUMER_GROUPS } from './bus/topics.js';
@@ -31,6 +32,7 @@ export interface Runtime {
   processor: Processor | undefined;
   sink: Sink | undefined;
   telemetry: Telemetry;
+  steering: SteeringService | undefined;
   /** Waits until every record on the bus is processed and stored. */
   drain(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -90,6 +92,14 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
     });
     await sink.start();
   }
+  // The detector role owns steering: decisions, their WebSocket feed and the content-steering manifests.
+  let steering: SteeringService | undefined;
+  if (config.roles.has('detector')) {
+    steering = createSteeringService({ bus, store, log: log.child({ component: 'steering' }), now, config: config.steering });
+    await steering.start();
+  }
+  const steeringStream = steering ? createSteeringStream(steering) : undefined;
+
   async function beforeScrape(): Promise<void> {
     if (processor) {
       telemetry.busLag.set({ group: CONSUMER_GROUPS.processor }, await processor.lag());
@@ -100,6 +110,7 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
       telemetry.openSessions.set(sessions);
     }
     if (sink) telemetry.busLag.set({ group: CONSUMER_GROUPS.sink }, await sink.lag());
+    if (steeringStream) telemetry.steeringSubscribers.set(steeringStream.stats().subscribers);
   }
 
   // Every role serves health, readiness and /metrics; the ingest role adds the beacon routes.
@@ -107,6 +118,7 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
   const producer = config.roles.has('ingest') ? bus.producer() : undefined;
   const publish = producer && ((events: SessionEvent[]) => producer.send(TOPICS.beacons, events.map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) }))));
   const plugins = [metricsRoute({ store, windowMs: config.processor.windowMs, now }), telemetryRoute(telemetry, beforeScrape)];
+  if (steering && steeringStream) plugins.push(steeringRoutes(steering), steeringStream.plugin);
   if (publish) {
     plugins.push(cmcdRoutes({
       publish: async (events) => {
@@ -135,10 +147,11 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
   }
 
   return {
-    url, app, bus, store, processor, sink, telemetry, drain,
+    url, app, bus, store, processor, sink, telemetry, steering, drain,
     async stop() {
       ready = false;
       await app.close();
+      await steering?.stop();
       // Drain order: nothing new comes in, the processor finishes the bus and checkpoints, the sink stores the rest.
       if (processor) {
         await waitFor('processor to drain', async () => (await processor!.lag()) === 0, 30_000).catch((err: unknown) => log.warn({ err }, 'processor did not drain'));

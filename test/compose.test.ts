@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { CONFIG_SPEC, ROLES } from '../lib/config.js';
+import { ALL_ENV_SPECS, CONFIG_SPEC, ROLES } from '../lib/config.js';
 import { IMAGES } from '../lib/images.js';
 import { projectPath } from '../lib/paths.js';
 
@@ -36,7 +36,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('gives qoe-stream services only env vars the config knows, and runs every role', () => {
-    const known = new Set<string>(Object.values(CONFIG_SPEC).map((s) => s.env));
+    const known = new Set<string>(ALL_ENV_SPECS.map((s) => s.env));
     const roles = new Set<string>();
     for (const [name, s] of qoe) {
       for (const key of Object.keys(s.environment ?? {})) expect(known.has(key), `${name}: ${key}`).toBe(true);
