@@ -12,6 +12,9 @@ import type { WindowOutput } from './partition.js';
 export const windowMetricsType = loadAvroType('window-metrics.avsc');
 const windowMetricsCodec = createAvroCodec<MetricsRecord>(windowMetricsType);
 
+const DIM_COLUMNS = DIMENSIONS.map(snakeCase);
+const SUM_COLUMNS = SUM_FIELDS.map(snakeCase);
+
 export type MetricsRecord = Record<string, unknown> & {
   window_start_ms: number;
   window_ms: number;
@@ -21,9 +24,9 @@ export type MetricsRecord = Record<string, unknown> & {
 
 export function toMetricsRecord(out: WindowOutput, windowMs: number, sourcePartition: number): MetricsRecord {
   const rec: MetricsRecord = { window_start_ms: out.windowStartMs, window_ms: windowMs, source_partition: sourcePartition, errors: [] };
-  for (const d of DIMENSIONS) rec[snakeCase(d)] = out.dims[d];
+  for (let i = 0; i < DIMENSIONS.length; i++) rec[DIM_COLUMNS[i]!] = out.dims[DIMENSIONS[i]!];
   const acc: WindowAcc = out.acc;
-  for (const f of SUM_FIELDS) rec[snakeCase(f)] = acc[f];
+  for (let i = 0; i < SUM_FIELDS.length; i++) rec[SUM_COLUMNS[i]!] = acc[SUM_FIELDS[i]!];
   const vst = histogramToArrays(acc.vstHist);
   rec.vst_hist_keys = vst.keys;
   rec.vst_hist_counts = vst.counts;

@@ -58,7 +58,7 @@ export function emptyPartitionState(): PartitionState {
   };
 }
 
-function accFor(ps: PartitionState, cfg: ProcessorSettings, windowStartMs: number, dims: Dims): WindowAcc {
+function accFor(ps: PartitionState, cfg: ProcessorSettings, windowStartMs: number, dims: Dims, key = dimsKey(dims)): WindowAcc {
   const closed = windowStartMs + cfg.windowMs <= ps.closedBeforeMs;
   const table = closed ? ps.corrections : ps.open;
   let byDims = table.get(windowStartMs);
@@ -66,7 +66,6 @@ function accFor(ps: PartitionState, cfg: ProcessorSettings, windowStartMs: numbe
     byDims = new Map();
     table.set(windowStartMs, byDims);
   }
-  const key = dimsKey(dims);
   let acc = byDims.get(key);
   if (!acc) {
     acc = emptyAcc();
@@ -75,18 +74,18 @@ function accFor(ps: PartitionState, cfg: ProcessorSettings, windowStartMs: numbe
   return acc;
 }
 
-function accAt(ps: PartitionState, cfg: ProcessorSettings, tsMs: number, dims: Dims): WindowAcc {
-  return accFor(ps, cfg, windowStartOf(tsMs, cfg.windowMs), dims);
+function accAt(ps: PartitionState, cfg: ProcessorSettings, tsMs: number, dims: Dims, key?: string): WindowAcc {
+  return accFor(ps, cfg, windowStartOf(tsMs, cfg.windowMs), dims, key);
 }
 
 /** Attributes [fromMs, toMs) spent in `state` to windows, with `sign` −1 for a retraction. */
 function attribute(
   ps: PartitionState, cfg: ProcessorSettings, fromMs: number, toMs: number,
-  state: SessionState, dims: Dims, bitrateKbps: number, sign: 1 | -1,
+  state: SessionState, dims: Dims, bitrateKbps: number, sign: 1 | -1, key = dimsKey(dims),
 ): void {
-  if (!ACTIVE_STATES.has(state)) return;
+  if (!ACTIVE_STATES.has(state) || toMs <= fromMs) return;
   for (const piece of splitInterval(fromMs, toMs, cfg.windowMs)) {
-    const acc = accFor(ps, cfg, piece.windowStartMs, dims);
+    const acc = accFor(ps, cfg, piece.windowStartMs, dims, key);
     const ms = sign * piece.ms;
     acc.activeMs += ms;
     switch (state) {
@@ -146,15 +145,19 @@ export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: Sessio
     return { kind: 'dead_letter', reason: 'after_end', tsMs: rawTs };
   }
   // The state held until this event: its time up to now is known (and confirms any extrapolation).
-  attribute(ps, cfg, s.sinceMs, tsMs, s.state, s.dims, s.bitrateKbps, 1);
-  s.extrapolated = [];
+  attribute(ps, cfg, s.sinceMs, tsMs, s.state, s.dims, s.bitrateKbps, 1, s.dimsKey);
+  if (s.extrapolated.length > 0) s.extrapolated = [];
   s.sinceMs = tsMs;
   s.lastTsMs = tsMs;
-  mergeDims(s.dims, e.dims);
+  const dims = mergeDims(s.dims, e.dims);
+  if (dims !== s.dims) {
+    s.dims = dims;
+    s.dimsKey = dimsKey(dims);
+  }
   if (e.bitrateKbps !== null) s.bitrateKbps = e.bitrateKbps;
 
   const t = transition(s, e, tsMs, cfg.ebvsMinMs);
-  const acc = accAt(ps, cfg, tsMs, s.dims);
+  const acc = accAt(ps, cfg, tsMs, s.dims, s.dimsKey);
   if (t.attempt) {
     acc.attempts += 1;
     s.attemptTsMs = tsMs;
@@ -226,8 +229,8 @@ export function advance(ps: PartitionState, cfg: ProcessorSettings, watermarkMs:
   }
   for (const s of ps.sessions.values()) {
     if (!ACTIVE_STATES.has(s.state) || s.sinceMs >= newClosed) continue;
-    attribute(ps, cfg, s.sinceMs, newClosed, s.state, s.dims, s.bitrateKbps, 1);
-    s.extrapolated.push({ fromMs: s.sinceMs, toMs: newClosed, state: s.state, dims: { ...s.dims }, bitrateKbps: s.bitrateKbps });
+    attribute(ps, cfg, s.sinceMs, newClosed, s.state, s.dims, s.bitrateKbps, 1, s.dimsKey);
+    s.extrapolated.push({ fromMs: s.sinceMs, toMs: newClosed, state: s.state, dims: s.dims, bitrateKbps: s.bitrateKbps });
     s.sinceMs = newClosed;
   }
   const out: WindowOutput[] = [];

@@ -1,10 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '../lib/logger.js';
-import type { Bus, BusMessage, ConsumerBatch, TopicPartition } from '../lib/bus/types.js';
+import type { Bus, BusConsumer, BusMessage, BusProducer, ConsumerBatch, ConsumerHandlers, TopicMessages, TopicPartition } from '../lib/bus/types.js';
 import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
 import { decodeSessionEvent } from '../schemas/codec.js';
 import { advance, applyEvent, emptyPartitionState, type PartitionState, type ProcessorSettings } from './partition.js';
 import { encodeMetricsRecord, toMetricsRecord } from './metrics-record.js';
 import { deserializePartition, serializePartition, type CheckpointStore } from './snapshot.js';
+import { BARRIER_KEY, diffPartition, noteTouch, restorePartition, type ChangelogTracker } from './changelog.js';
 import {
   createWatermarkTracker, currentWatermark, forgetPartition, observeEventTime, trackPartition, type WatermarkSettings,
 } from './watermark.js';
@@ -13,6 +15,19 @@ import {
  * The sessions + windows processor: consume qoe.beacons.v1 → per-partition session state and
  * window accumulators → qoe.metrics.v1 (closed windows and corrections) and qoe.beacons.v1.dlq.
  * Outputs and input offsets are handed to the bus together (sendWithOffsets), so they commit as one.
+ *
+ * With the changelog (distributed runtime; see processors/changelog.ts and docs/architecture.md
+ * "Output and exactly-once"), each input partition p has its own transactional producer
+ * (`qoe-processor-p<p>`: a new owner of p fences a zombie one) and every transaction for p carries
+ * p's outputs, p's changed state (changelog partition p) and p's input offset — batches and the
+ * watermark ticks alike. On assignment, p's producer commits a barrier record to the changelog
+ * (which also fences and aborts what a previous owner left open) and p's state is read back up to
+ * the barrier before p's first batch. If a transaction fails, the in-memory state is ahead of what
+ * committed: the consumer is closed and started again, so every partition is restored from the
+ * changelog and re-read from its committed offset.
+ *
+ * Without it (embedded runtime, memory bus) one producer serves all partitions and state survives
+ * a graceful stop through `checkpoints`.
  */
 export interface ProcessorDeps {
   bus: Bus;
@@ -23,6 +38,8 @@ export interface ProcessorDeps {
   instanceId?: string;
   /** How often the watermark is re-evaluated when no records arrive. */
   tickMs?: number;
+  /** Keep state in TOPICS.processorState (needs bus.readPartition). Default: on for the Kafka bus. */
+  changelog?: boolean;
   onOutcome?: (outcome: 'ok' | 'late' | 'after_end' | 'duplicate' | 'undecodable', n: number) => void;
 }
 
@@ -37,11 +54,20 @@ export interface Processor {
 
 export function createProcessor(deps: ProcessorDeps): Processor {
   const { bus, settings, log, now } = deps;
+  const useChangelog = deps.changelog ?? (bus.kind === 'kafka' && bus.readPartition !== undefined);
+  const group = CONSUMER_GROUPS.processor;
   const states = new Map<number, PartitionState>();
+  const trackers = new Map<number, ChangelogTracker>();
+  const producers = new Map<number, BusProducer>();
   const tracker = createWatermarkTracker();
-  const consumer = bus.consumer({ groupId: CONSUMER_GROUPS.processor, topics: [TOPICS.beacons], autoCommit: false, maxBatchSize: 2000 });
-  const producer = bus.producer({ transactionalId: `qoe-processor-${deps.instanceId ?? 'embedded'}` });
+  const newConsumer = (): BusConsumer => bus.consumer({ groupId: group, topics: [TOPICS.beacons], autoCommit: false, maxBatchSize: 2000 });
+  let consumer = newConsumer();
+  const shared = useChangelog ? undefined : bus.producer({ transactionalId: `qoe-processor-${deps.instanceId ?? 'embedded'}` });
   let timer: NodeJS.Timeout | undefined;
+  let stopping = false;
+  /** Set when a transaction failed: state is ahead of the log until the consumer restarted. */
+  let broken = false;
+  let restarting: Promise<void> = Promise.resolve();
   // Batches and ticks touch the same state: run them one at a time.
   let chain: Promise<void> = Promise.resolve();
   const serial = (fn: () => Promise<void>): Promise<void> => {
@@ -59,29 +85,81 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     return ps;
   }
 
+  function producerOf(partition: number): BusProducer {
+    if (shared !== undefined) return shared;
+    let p = producers.get(partition);
+    if (p === undefined) {
+      p = bus.producer({ transactionalId: `qoe-processor-p${partition}` });
+      producers.set(partition, p);
+    }
+    return p;
+  }
+
+  function windowMessages(partition: number, ps: PartitionState, wm: number): BusMessage[] {
+    return advance(ps, settings, wm).map((o) => ({
+      key: `${o.windowStartMs}:${partition}`,
+      value: encodeMetricsRecord(toMetricsRecord(o, settings.windowMs, partition)),
+    }));
+  }
+
   function closeWindows(): BusMessage[] {
     const wm = currentWatermark(tracker, settings, now());
-    const out: BusMessage[] = [];
-    for (const [partition, ps] of states) {
-      for (const o of advance(ps, settings, wm)) {
-        const value = encodeMetricsRecord(toMetricsRecord(o, settings.windowMs, partition));
-        out.push({ key: `${o.windowStartMs}:${partition}`, value });
-      }
+    return [...states].flatMap(([partition, ps]) => windowMessages(partition, ps, wm));
+  }
+
+  /**
+   * The transaction of one partition: outputs, the changelog records for what changed since
+   * `before`, and the input offset (none for a tick).
+   */
+  async function commitPartition(
+    partition: number, outputs: TopicMessages[], offset: number | undefined,
+    before: { closedBeforeMs: number; evicted: number }, sessions: Iterable<string>,
+  ): Promise<void> {
+    const ps = stateOf(partition);
+    const t = trackers.get(partition);
+    const offsets = offset === undefined ? [] : [{ topic: TOPICS.beacons, partition, offset }];
+    if (t === undefined) {
+      const batches = outputs.filter((b) => b.messages.length > 0);
+      if (batches.length > 0 || offsets.length > 0) await producerOf(partition).sendWithOffsets(batches, group, offsets);
+      return;
     }
-    return out;
+    const all = ps.closedBeforeMs !== before.closedBeforeMs || ps.counters.evicted !== before.evicted;
+    const diff = diffPartition(ps, t, { maxTsMs: tracker.partitions.get(partition)?.maxTsMs ?? null, sessions: all ? 'all' : sessions });
+    const batches = [...outputs, { topic: TOPICS.processorState, messages: diff.messages }].filter((b) => b.messages.length > 0);
+    if (batches.length === 0 && offsets.length === 0) return;
+    try {
+      await producerOf(partition).sendWithOffsets(batches, group, offsets);
+    } catch (err) {
+      restart(err);
+      return;
+    }
+    diff.commit();
   }
 
   async function onBatch(batch: ConsumerBatch): Promise<void> {
-    const ps = stateOf(batch.partition);
+    if (broken) return;
+    const p = batch.partition;
+    const t = trackers.get(p);
+    if (useChangelog && t === undefined) {
+      // onAssign did not restore this partition (it failed): processing it from empty state would count twice.
+      restart(new Error(`partition ${p} has no restored state`));
+      return;
+    }
+    const ps = stateOf(p);
+    const before = { closedBeforeMs: ps.closedBeforeMs, evicted: ps.counters.evicted };
+    const touched = new Set<string>();
     const dead: BusMessage[] = [];
-    const t = now();
+    const now0 = now();
     for (const r of batch.records) {
       let reason: string | null = null;
       let payload: unknown = null;
       try {
         const e = decodeSessionEvent(r.value);
         const res = applyEvent(ps, settings, e);
-        observeEventTime(tracker, batch.partition, Math.min(e.tsMs, e.receivedAtMs + settings.maxClockAheadMs), t);
+        touched.add(e.sessionId);
+        // applyEvent moved the session to the back of the map unless it ignored the event.
+        if (t !== undefined && (res.kind === 'ok' || (res.kind === 'dead_letter' && res.reason === 'late'))) noteTouch(t, e.sessionId, r.offset);
+        observeEventTime(tracker, p, Math.min(e.tsMs, e.receivedAtMs + settings.maxClockAheadMs), now0);
         if (res.kind === 'dead_letter') {
           reason = res.reason;
           payload = e;
@@ -94,20 +172,58 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         log.warn({ err, partition: r.partition, offset: r.offset }, 'undecodable beacon record');
       }
       if (reason !== null) {
-        const value = Buffer.from(JSON.stringify({ reason, partition: r.partition, offset: r.offset, deadAtMs: t, event: payload }));
+        const value = Buffer.from(JSON.stringify({ reason, partition: r.partition, offset: r.offset, deadAtMs: now0, event: payload }));
         dead.push({ key: r.key, value });
       }
     }
     const last = batch.records[batch.records.length - 1];
-    const metrics = closeWindows();
-    await producer.sendWithOffsets(
-      [{ topic: TOPICS.metrics, messages: metrics }, { topic: TOPICS.beaconsDlq, messages: dead }].filter((b) => b.messages.length > 0),
-      CONSUMER_GROUPS.processor,
-      last ? [{ topic: batch.topic, partition: batch.partition, offset: last.offset + 1 }] : [],
+    // With the changelog a transaction holds one partition's outputs only; the others close at the tick.
+    const metrics = useChangelog ? windowMessages(p, ps, currentWatermark(tracker, settings, now())) : closeWindows();
+    await commitPartition(
+      p, [{ topic: TOPICS.metrics, messages: metrics }, { topic: TOPICS.beaconsDlq, messages: dead }],
+      last ? last.offset + 1 : undefined, before, touched,
     );
   }
 
+  async function tick(): Promise<void> {
+    if (broken) return;
+    if (!useChangelog) {
+      const metrics = closeWindows();
+      if (metrics.length > 0) await producerOf(0).send(TOPICS.metrics, metrics);
+      return;
+    }
+    const wm = currentWatermark(tracker, settings, now());
+    for (const [partition, ps] of states) {
+      if (broken) return;
+      const before = { closedBeforeMs: ps.closedBeforeMs, evicted: ps.counters.evicted };
+      const metrics = windowMessages(partition, ps, wm);
+      if (metrics.length === 0 && ps.closedBeforeMs === before.closedBeforeMs) continue;
+      await commitPartition(partition, [{ topic: TOPICS.metrics, messages: metrics }], undefined, before, []);
+    }
+  }
+
+  /** Restores a partition from its changelog: barrier first (fences the previous owner), then read up to it. */
+  async function restore(partition: number): Promise<void> {
+    const read = bus.readPartition?.bind(bus);
+    if (read === undefined) throw new Error('the bus cannot read a partition: no changelog restore');
+    const nonce = randomUUID();
+    const barrier = { key: BARRIER_KEY, value: Buffer.from(nonce), partition };
+    await producerOf(partition).sendWithOffsets([{ topic: TOPICS.processorState, messages: [barrier] }], group, []);
+    const t0 = Date.now();
+    const records = await read(TOPICS.processorState, partition, 0, (r) => r.key === BARRIER_KEY && r.value.toString('utf8') === nonce);
+    const restored = restorePartition(partition, records);
+    states.set(partition, restored.state);
+    trackers.set(partition, restored.tracker);
+    // Held back by this partition until it has data (or goes idle): a partition read late must not find its windows closed.
+    trackPartition(tracker, partition, restored.maxTsMs ?? -Infinity, now());
+    log.info({ partition, records: records.length, sessions: restored.state.sessions.size, ms: Date.now() - t0 }, 'restored processor state from the changelog');
+  }
+
   async function onAssign(partitions: TopicPartition[]): Promise<void> {
+    if (useChangelog) {
+      await Promise.all(partitions.map((p) => restore(p.partition)));
+      return;
+    }
     for (const { partition } of partitions) {
       const snap = await deps.checkpoints?.load(partition);
       if (!snap) continue;
@@ -118,17 +234,58 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
   }
 
+  async function dropPartition(partition: number): Promise<void> {
+    states.delete(partition);
+    trackers.delete(partition);
+    forgetPartition(tracker, partition);
+    const p = producers.get(partition);
+    producers.delete(partition);
+    await p?.close().catch((err: unknown) => log.warn({ err, partition }, 'closing a partition producer failed'));
+  }
+
   async function onRevoke(partitions: TopicPartition[]): Promise<void> {
     for (const { partition } of partitions) {
       const ps = states.get(partition);
-      if (!ps) continue;
-      if (deps.checkpoints) {
+      // The changelog already holds everything committed; a broken state must not be checkpointed.
+      if (ps && deps.checkpoints && !useChangelog && !broken) {
         const maxTsMs = tracker.partitions.get(partition)?.maxTsMs ?? null;
         await deps.checkpoints.save({ version: 1, partition, maxTsMs, state: serializePartition(ps) });
       }
-      states.delete(partition);
-      forgetPartition(tracker, partition);
+      await dropPartition(partition);
     }
+  }
+
+  const handlers: ConsumerHandlers = {
+    eachBatch: (b) => serial(() => onBatch(b)),
+    onAssign: (p) => serial(() => onAssign(p)),
+    onRevoke: (p) => serial(() => onRevoke(p)),
+  };
+
+  /** After a failed transaction: drop all state, rejoin, restore every partition from the changelog. */
+  function restart(err: unknown): void {
+    if (broken) return;
+    broken = true;
+    log.error({ err }, 'processor transaction failed; restoring state from the changelog');
+    restarting = (async function rejoin() {
+      for (let attempt = 0; !stopping; attempt++) {
+        try {
+          await consumer.close().catch((closeErr: unknown) => log.warn({ err: closeErr }, 'closing the consumer failed'));
+          await serial(async () => {
+            for (const partition of [...new Set([...states.keys(), ...producers.keys()])]) await dropPartition(partition);
+            // The watermark came from records about to be read again: start from what the changelog says.
+            tracker.currentMs = -Infinity;
+          });
+          broken = false;
+          consumer = newConsumer();
+          await consumer.run(handlers);
+          return;
+        } catch (runErr) {
+          broken = true;
+          log.error({ err: runErr, attempt }, 'processor restart failed');
+          await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** Math.min(attempt, 5))));
+        }
+      }
+    })();
   }
 
   async function lag(): Promise<number> {
@@ -138,24 +295,20 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   return {
     lag,
     async start() {
-      await consumer.run({
-        eachBatch: (b) => serial(() => onBatch(b)),
-        onAssign: (p) => serial(() => onAssign(p)),
-        onRevoke: (p) => serial(() => onRevoke(p)),
-      });
+      await consumer.run(handlers);
       timer = setInterval(() => {
-        void serial(async () => {
-          const metrics = closeWindows();
-          if (metrics.length > 0) await producer.send(TOPICS.metrics, metrics);
-        }).catch((err: unknown) => log.error({ err }, 'watermark tick failed'));
+        void serial(tick).catch((err: unknown) => log.error({ err }, 'watermark tick failed'));
       }, deps.tickMs ?? 250);
       timer.unref();
     },
     async stop() {
+      stopping = true;
       if (timer) clearInterval(timer);
+      await restarting;
       await chain;
       await consumer.close();
-      await producer.close();
+      await shared?.close();
+      for (const partition of [...producers.keys()]) await dropPartition(partition);
     },
     watermarkMs: () => tracker.currentMs,
     partitions: () => states,

@@ -1,4 +1,5 @@
-import type { Dims, SessionEvent } from '../schemas/events.js';
+import { DIMENSIONS, type Dims, type SessionEvent } from '../schemas/events.js';
+import { dimsKey } from './accumulator.js';
 
 /**
  * A view's state machine (docs/metrics.md "Session state machine"):
@@ -30,7 +31,10 @@ export interface Session {
   lastSeq: number;
   /** Bitmap of recently seen seqs below lastSeq (bit i = lastSeq − 1 − i), to tell duplicates from reordering. */
   seenBelow: number;
+  /** Never mutated: replaced when an event changes a dimension (pieces and outputs may share it). */
   dims: Dims;
+  /** dimsKey(dims), cached: computed when dims change, not per event. */
+  dimsKey: string;
   bitrateKbps: number;
   droppedFrames: number;
   clockOffsetMs: number;
@@ -38,9 +42,10 @@ export interface Session {
 }
 
 export function newSession(id: string, dims: Dims, tsMs: number, clockOffsetMs: number): Session {
+  const own = { ...dims };
   return {
     id, state: 'init', started: false, attemptTsMs: null, sinceMs: tsMs, lastTsMs: tsMs, lastSeq: -1, seenBelow: 0,
-    dims: { ...dims }, bitrateKbps: 0, droppedFrames: 0, clockOffsetMs, extrapolated: [],
+    dims: own, dimsKey: dimsKey(own), bitrateKbps: 0, droppedFrames: 0, clockOffsetMs, extrapolated: [],
   };
 }
 
@@ -123,12 +128,20 @@ export function observeSeq(s: Session, seq: number): SeqVerdict {
   return 'reordered';
 }
 
-/** Merges an event's dimensions into the session's: non-empty values win. */
-export function mergeDims(into: Dims, from: Dims): void {
-  for (const k of Object.keys(from) as Array<keyof Dims>) {
+/**
+ * An event's dimensions over the session's: non-empty values win. Copy-on-write: returns `base`
+ * itself when nothing changes (the common case), a new object otherwise.
+ */
+export function mergeDims(base: Dims, from: Dims): Dims {
+  let out: Dims | null = null;
+  for (const k of DIMENSIONS) {
     const v = from[k];
-    if (v !== '') into[k] = v;
+    if (v !== '' && v !== base[k]) {
+      out ??= { ...base };
+      out[k] = v;
+    }
   }
+  return out ?? base;
 }
 
 /**

@@ -63,6 +63,17 @@ export function deadLetterRow(r: BusRecord): Row {
   };
 }
 
+function byDay(rows: Row[]): Row[][] {
+  const days = new Map<number, Row[]>();
+  for (const r of rows) {
+    const day = Math.floor(Number(r.window_start ?? r.dead_at ?? 0) / 86_400);
+    const list = days.get(day);
+    if (list) list.push(r);
+    else days.set(day, [r]);
+  }
+  return [...days.values()];
+}
+
 export function createSink(deps: SinkDeps): Sink {
   const { bus, store, log } = deps;
   const consumer = bus.consumer({ groupId: CONSUMER_GROUPS.sink, topics: [TOPICS.metrics, TOPICS.beaconsDlq], autoCommit: false, maxBatchSize: deps.batchRows });
@@ -136,7 +147,18 @@ export function createSink(deps: SinkDeps): Sink {
     for (const table of buffers.keys()) buffers.set(table, []);
     pending.clear();
     buffered = 0;
-    for (const [table, rows] of batches) await insertWithRetry(table, rows);
+    for (const [table, rows] of batches) {
+      // One INSERT per day: tables are partitioned by day, and an insert is atomic only within a part.
+      for (const dayRows of byDay(rows)) await insertWithRetry(table, dayRows);
+      // A batch handed over again without a reassignment must not be inserted twice either.
+      const byPart = stored.get(table) ?? new Map<number, number>();
+      for (const r of rows) {
+        const p = Number(r.src_partition);
+        const o = Number(r.src_offset);
+        if (o > (byPart.get(p) ?? -1)) byPart.set(p, o);
+      }
+      stored.set(table, byPart);
+    }
     if (commits.length > 0) await consumer.commit(commits);
   }
 

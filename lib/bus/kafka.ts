@@ -135,7 +135,7 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     },
     readPartition(topic, partition, fromOffset, until) {
       if (closed) return Promise.reject(new QoeError('QOE_ERR_BUS_CLOSED'));
-      return readKafkaPartition({ kafka, admin: getAdmin, log, maxWaitMs: opts.maxWaitMs ?? 1000, timeoutMs: opts.requestTimeoutMs ?? 30_000 * 2 }, topic, partition, fromOffset, until);
+      return readKafkaPartition({ kafka, admin: getAdmin, log, maxWaitMs: opts.maxWaitMs ?? 1000, timeoutMs: 2 * (opts.requestTimeoutMs ?? 30_000) }, topic, partition, fromOffset, until);
     },
     consumer(c): BusConsumer {
       if (closed) throw new QoeError('QOE_ERR_BUS_CLOSED');

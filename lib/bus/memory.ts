@@ -43,6 +43,7 @@ export interface PartitionStats {
 
 export interface MemoryBus extends Bus {
   readonly kind: 'memory';
+  readPartition: NonNullable<Bus['readPartition']>;
   /** Per-partition offsets and occupancy, for gauges and tests. */
   stats(): PartitionStats[];
 }
