@@ -19,6 +19,7 @@ export const ERRORS = {
   QOE_ERR_STORE_QUERY: { status: 500, retriable: false, message: 'store rejected the statement' },
   QOE_ERR_CONFIG_INVALID: { status: 500, retriable: false, message: 'invalid configuration' },
   QOE_ERR_INTERNAL: { status: 500, retriable: false, message: 'internal error' },
+  QOE_ERR_LIVE_TOO_MANY_CLIENTS: { status: 503, retriable: true, message: 'the live stream is at its client bound' },
   QOE_ERR_STEERING_UNAUTHORIZED: { status: 401, retriable: false, message: 'a valid steering bearer token is required' },
   QOE_ERR_STEERING_FORBIDDEN: { status: 403, retriable: false, message: 'this token may not change the kill switch (admin token required)' },
   QOE_ERR_STEERING_BAD_REQUEST: { status: 400, retriable: false, message: 'invalid steering request' },

@@ -15,6 +15,7 @@ import { createSink, type Sink } from '../processors/sink.js';
 import { createFileCheckpointStore } from '../processors/snapshot.js';
 import { metricsRoute } from '../query/route.js';
 import { cmcdRoutes } from '../ingest/cmcd/route.js';
+import { livePage } from '../live/page.js';
 import { createSteeringService, createSteeringStream, steeringRoutes, type SteeringService } from '../steering/index.js';
 import { join } from 'node:path';
 import { createTelemetry, telemetryRoute, type Telemetry } from './telemetry.js';
@@ -117,7 +118,11 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
   let ready = false;
   const producer = config.roles.has('ingest') ? bus.producer() : undefined;
   const publish = producer && ((events: SessionEvent[]) => producer.send(TOPICS.beacons, events.map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) }))));
-  const plugins = [metricsRoute({ store, windowMs: config.processor.windowMs, now }), telemetryRoute(telemetry, beforeScrape)];
+  const plugins = [
+    metricsRoute({ store, windowMs: config.processor.windowMs, now }),
+    telemetryRoute(telemetry, beforeScrape),
+    livePage({ store, windowMs: config.processor.windowMs, now, log: log.child({ component: 'live' }) }),
+  ];
   if (steering && steeringStream) plugins.push(steeringRoutes(steering), steeringStream.plugin);
   if (publish) {
     plugins.push(cmcdRoutes({
