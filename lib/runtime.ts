@@ -131,6 +131,8 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
         telemetry.ingestEvents.inc({ outcome: 'accepted' }, events.length);
       },
       now, ipHashSecret: config.privacy.ipHashSecret, log: log.child({ component: 'cmcd' }), maxBodyBytes: config.http.bodyLimitBytes,
+      // The client's country as the CDN edge reports it: the same header steering scopes by.
+      countryHeader: config.steering.scopeHeader,
     }));
   }
   const app: IngestApp = buildApp({

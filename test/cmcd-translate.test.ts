@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { SessionEvent } from '../schemas/events.js';
+import { encodeSessionEvent } from '../schemas/codec.js';
 import { parseCmcdRecord, type CmcdRecord } from '../ingest/cmcd/parse.js';
 import { createCmcdTranslationState, type CmcdTranslationState } from '../ingest/cmcd/state.js';
 import {
   emptyCmcdCounters,
   pickBitrateKbps,
   REQUEST_MODE_SESSION_SUFFIX,
+  translateCmcdRecord,
   translateCmcdRecords,
   type CmcdCounters,
   type CmcdMode,
@@ -198,5 +200,19 @@ describe('request dims', () => {
 
   it('country: ISO alpha-2 upper-cased; XX, T1 and garbage → ""', () => {
     expect(['fr', ' DE ', 'XX', 'T1', 'FRA', undefined].map((v) => countryFromHeader(v))).toEqual(['FR', 'DE', '', '', '', '']);
+  });
+});
+
+describe('out-of-range values are ignored, never fail the record', () => {
+  it('drops an epoch-timestamp ttfb (dash.js 5.2) and keeps the rest of the event', () => {
+    const state = createCmcdTranslationState();
+    const counters = emptyCmcdCounters();
+    const parsed = parseCmcdRecord('e=rr,sid="s1",sn=1,ts=1700000000000,rc=200,ttfb=1700000000123,ttlb=40,v=2');
+    if (!parsed.ok) throw new Error(parsed.message);
+    const out = translateCmcdRecord(state, parsed.record, { mode: 'event', receivedAtMs: 1_700_000_000_500, clientHash: 'h', requestDims: {} }, counters);
+    expect(out.kind).toBe('event');
+    if (out.kind !== 'event') return;
+    expect(out.event).toMatchObject({ type: 'request', httpStatus: 200, ttfbMs: null, ttlbMs: 40 });
+    expect(() => encodeSessionEvent(out.event)).not.toThrow();
   });
 });

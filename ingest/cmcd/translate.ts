@@ -176,24 +176,37 @@ export function translateCmcdRecord(state: CmcdTranslationState, r: CmcdRecord, 
   const event: SessionEvent = {
     sessionId,
     seq,
-    tsMs: r.ts ?? ctx.receivedAtMs,
+    tsMs: within(r.ts, MIN_TS_MS, MAX_TS_MS) ?? ctx.receivedAtMs,
     receivedAtMs: ctx.receivedAtMs,
     type,
     source: 'cmcd',
     dims: buildDims(r, s, ctx),
-    bitrateKbps: pickBitrateKbps(r, ctx.mode),
-    playheadMs: r.pt ?? null,
-    droppedFrames: r.dfa ?? null,
+    bitrateKbps: within(pickBitrateKbps(r, ctx.mode), 0, 1_000_000),
+    playheadMs: within(r.pt, 0, Number.MAX_SAFE_INTEGER),
+    droppedFrames: within(r.dfa, 0, Number.MAX_SAFE_INTEGER),
     errorCode: type === 'error' ? (r.ec?.[0] ?? null) : null,
     errorFatal: type === 'error' ? fatal : null,
-    httpStatus: isRequest ? (r.rc ?? null) : null,
-    ttfbMs: isRequest ? (r.ttfb ?? null) : null,
-    ttlbMs: isRequest ? (r.ttlb ?? null) : null,
-    startupMs,
+    httpStatus: isRequest ? within(r.rc, 0, 599) : null,
+    ttfbMs: isRequest ? within(r.ttfb, 0, MAX_DURATION_MS) : null,
+    ttlbMs: isRequest ? within(r.ttlb, 0, MAX_DURATION_MS) : null,
+    startupMs: within(startupMs, 0, MAX_DURATION_MS),
     clientHash: ctx.clientHash,
   };
   counters.events += 1;
   return { kind: 'event', event };
+}
+
+/*
+ * The same bounds as native beacons (schemas/beacon-batch.schema.json). CMCD: "invalid values are
+ * ignored" — an out-of-range number (dash.js 5.2 sends an epoch timestamp as ttfb) becomes null
+ * instead of failing the record, or the batch, at encoding.
+ */
+const MAX_DURATION_MS = 600_000;
+const MIN_TS_MS = 0;
+const MAX_TS_MS = 4_102_444_800_000;
+
+function within(v: number | null | undefined, min: number, max: number): number | null {
+  return v === undefined || v === null || !Number.isFinite(v) || v < min || v > max ? null : Math.round(v);
 }
 
 export interface CmcdTranslation {
