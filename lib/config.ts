@@ -42,6 +42,14 @@ export const CONFIG_SPEC = {
   corsOrigins: { env: 'QOE_CORS_ORIGINS', default: '*', doc: "comma list of allowed origins, or '*'" },
   trustProxy: { env: 'QOE_TRUST_PROXY', default: 'false', doc: 'take the client IP from X-Forwarded-For (true behind a load balancer)' },
   ipHashSecret: { env: 'QOE_IP_HASH_SECRET', default: '', doc: 'key of the client IP hash; empty = random per process' },
+  detectorMinConcurrentSessions: { env: 'QOE_DETECTOR_MIN_CONCURRENT_SESSIONS', default: '40', doc: 'detector: a CDN is judged in a scope only with at least this many concurrent sessions' },
+  detectorMinVolume: { env: 'QOE_DETECTOR_MIN_VOLUME', default: '', doc: 'detector: minimum denominator (attempts, plays, requests…) per metric and window; empty = per-metric defaults' },
+  detectorMinHistoryWindows: { env: 'QOE_DETECTOR_MIN_HISTORY_WINDOWS', default: '30', doc: 'detector: windows of history before a series is compared with its own baseline' },
+  detectorSpanWindows: { env: 'QOE_DETECTOR_SPAN_WINDOWS', default: '3', doc: 'detector: windows pooled into the current level' },
+  detectorPersistence: { env: 'QOE_DETECTOR_PERSISTENCE', default: '2/3', doc: 'detector: k/m — degraded in at least k of the last m windows' },
+  detectorCooldownMs: { env: 'QOE_DETECTOR_COOLDOWN_MS', default: '300000', doc: 'detector: at most one decision per scope per this long (event time)' },
+  detectorRecoveryWindows: { env: 'QOE_DETECTOR_RECOVERY_WINDOWS', default: '6', doc: 'detector: consecutive good windows before a demoted CDN is restored (hysteresis)' },
+  detectorAsnScopes: { env: 'QOE_DETECTOR_ASN_SCOPES', default: 'false', doc: 'detector: also judge country × ASN scopes' },
   logLevel: { env: 'QOE_LOG_LEVEL', default: 'info', doc: 'pino level' },
 } as const satisfies Record<string, Spec>;
 
@@ -68,6 +76,17 @@ export interface Config {
   sink: { batchRows: number; flushMs: number };
   privacy: { ipHashSecret: string };
   steering: SteeringConfig;
+  detector: {
+    minConcurrentSessions: number;
+    minVolume: number | null;
+    minHistoryWindows: number;
+    spanWindows: number;
+    persistenceK: number;
+    persistenceM: number;
+    cooldownMs: number;
+    recoveryWindows: number;
+    asnScopes: boolean;
+  };
   logLevel: string;
 }
 
@@ -156,9 +175,32 @@ export function loadConfig(env: Env = process.env): Config {
     sink: { batchRows: int(env, 'sinkBatchRows', 1, 1_000_000), flushMs: int(env, 'sinkFlushMs', 10, 600_000) },
     privacy: { ipHashSecret: raw(env, 'ipHashSecret') || randomBytes(32).toString('hex') },
     steering: parseSteeringEnv(env),
+    detector: detectorConfig(env),
     logLevel: raw(env, 'logLevel'),
   };
   return deepFreeze(config);
+}
+
+function detectorConfig(env: Env): Config['detector'] {
+  const persistence = raw(env, 'detectorPersistence');
+  const m = /^(\d+)\/(\d+)$/.exec(persistence);
+  const k = Number(m?.[1]);
+  const of = Number(m?.[2]);
+  if (!m || k < 1 || k > of || of > 100) {
+    throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_DETECTOR_PERSISTENCE=${persistence}: expected k/m with 1 ≤ k ≤ m ≤ 100`);
+  }
+  const minVolume = raw(env, 'detectorMinVolume');
+  return {
+    minConcurrentSessions: int(env, 'detectorMinConcurrentSessions', 0, 10_000_000),
+    minVolume: minVolume === '' ? null : int(env, 'detectorMinVolume', 0, 100_000_000),
+    minHistoryWindows: int(env, 'detectorMinHistoryWindows', 1, 100_000),
+    spanWindows: int(env, 'detectorSpanWindows', 1, 1000),
+    persistenceK: k,
+    persistenceM: of,
+    cooldownMs: int(env, 'detectorCooldownMs', 0, 86_400_000),
+    recoveryWindows: int(env, 'detectorRecoveryWindows', 1, 10_000),
+    asnScopes: bool(env, 'detectorAsnScopes'),
+  };
 }
 
 function deepFreeze<T>(o: T): T {

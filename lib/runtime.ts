@@ -17,6 +17,8 @@ import { metricsRoute } from '../query/route.js';
 import { cmcdRoutes } from '../ingest/cmcd/route.js';
 import { livePage } from '../live/page.js';
 import { createSteeringService, createSteeringStream, steeringRoutes, type SteeringService } from '../steering/index.js';
+import { createDetectorRunner, type DetectorRunner } from '../steering/detector-runner.js';
+import { DETECTOR_METRICS } from '../steering/detector/index.js';
 import { join } from 'node:path';
 import { createTelemetry, telemetryRoute, type Telemetry } from './telemetry.js';
 import { CONSUMER_GROUPS } from './bus/topics.js';
@@ -99,6 +101,32 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
     steering = createSteeringService({ bus, store, log: log.child({ component: 'steering' }), now, config: config.steering });
     await steering.start();
   }
+  let detector: DetectorRunner | undefined;
+  if (steering && config.steering.neutralPriority.length === 0) {
+    log.warn('detector off: set QOE_STEERING_NEUTRAL to the CDNs it may steer between');
+  } else if (steering) {
+    const d = config.detector;
+    const metrics = d.minVolume === null ? undefined : Object.fromEntries(DETECTOR_METRICS.map((m) => [m, { minVolume: d.minVolume ?? 0 }]));
+    detector = createDetectorRunner({
+      bus, steering, now, log: log.child({ component: 'detector' }),
+      onDecision: (action) => telemetry.steeringDecisions.inc({ action }),
+      config: {
+        windowMs: config.processor.windowMs,
+        neutralPriority: [...config.steering.neutralPriority],
+        asnScopes: d.asnScopes,
+        minConcurrentSessions: d.minConcurrentSessions,
+        minHistoryWindows: d.minHistoryWindows,
+        spanWindows: d.spanWindows,
+        maxRunWindows: Math.max(60, d.spanWindows),
+        persistenceK: d.persistenceK,
+        persistenceM: d.persistenceM,
+        cooldownMs: d.cooldownMs,
+        recoveryWindows: d.recoveryWindows,
+        ...(metrics && { metrics }),
+      },
+    });
+    await detector.start();
+  }
   const steeringStream = steering ? createSteeringStream(steering) : undefined;
 
   async function beforeScrape(): Promise<void> {
@@ -158,6 +186,7 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
     async stop() {
       ready = false;
       await app.close();
+      await detector?.stop();
       await steering?.stop();
       // Drain order: nothing new comes in, the processor finishes the bus and checkpoints, the sink stores the rest.
       if (processor) {
