@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isQoeError } from '../lib/errors.js';
-import { buildMetricsSql, finalizeRow, parseMetricsQuery, type RawQuery } from './metrics.js';
+import { buildMetricsSql, finalizeRow, parseMetricsQuery, pickMetricsSource, type RawQuery } from './metrics.js';
 import { bucketKey } from '../lib/histogram.js';
 
 const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
@@ -48,6 +48,35 @@ describe('buildMetricsSql', () => {
     expect(sql).not.toContain("a'b");
     expect(sql).toContain('content_id');
     expect(params.f0).toEqual(["a'b"]);
+  });
+});
+
+describe('pickMetricsSource', () => {
+  const H = 3_600_000;
+  const T0 = Date.UTC(2026, 10, 24, 0, 0, 0);
+  it.each<[string, number, number, number, string]>([
+    ['hour-aligned range and step', T0, T0 + 6 * H, H, 'qoe_metrics_1h'],
+    ['hour-aligned range, whole-range step', T0, T0 + 6 * H, 6 * H, 'qoe_metrics_1h'],
+    ['hour-aligned range, 5-minute step', T0, T0 + 6 * H, 300_000, 'qoe_metrics_1m'],
+    ['minute-aligned range, hour step', T0 + 60_000, T0 + H + 60_000, H, 'qoe_metrics_1m'],
+    ['to not aligned to the hour', T0, T0 + H + 60_000, 60_000, 'qoe_metrics_1m'],
+    ['from not aligned to a minute', T0 + 10_000, T0 + H, 60_000, 'qoe_metrics'],
+    ['10 s step', T0, T0 + H, 10_000, 'qoe_metrics'],
+    ['90 s step', T0, T0 + H, 90_000, 'qoe_metrics'],
+  ])('%s → %s', (_name, fromMs, toMs, stepMs, table) => {
+    expect(pickMetricsSource({ fromMs, toMs, stepMs }).table).toBe(table);
+  });
+
+  it('reads roll-ups with -Merge combinators and the raw table with sum/sumMap', () => {
+    const q = parseMetricsQuery({ from: String(T0), to: String(T0 + H), step: '1h' }, NOW, 10_000);
+    const rolled = buildMetricsSql(q);
+    expect(rolled.source.table).toBe('qoe_metrics_1h');
+    expect(rolled.sql).toContain('FROM qoe_metrics_1h');
+    expect(rolled.sql).toContain('sumMerge(playing_ms)');
+    expect(rolled.sql).toContain('sumMapMerge(vst_hist) AS vst_hist');
+    const raw = buildMetricsSql({ ...q, fromMs: T0 + 10_000 });
+    expect(raw.sql).toContain('FROM qoe_metrics WHERE');
+    expect(raw.sql).toContain('sumMap(vst_hist_keys, vst_hist_counts) AS vst_hist');
   });
 });
 

@@ -96,8 +96,52 @@ const SUMS = [
   'rebuffer_ms', 'rebuffer_count', 'seek_ms', 'seek_count', 'active_ms', 'bits_played', 'dropped_frames', 'requests', 'request_errors',
 ] as const;
 
-/** The SQL for a query; runs on ClickHouse 18.16 and current versions. */
-export function buildMetricsSql(q: MetricsQuery): { sql: string; params: Record<string, unknown> } {
+/**
+ * Where a query reads from: the raw windows or a roll-up (sql/003_rollups.sql). A roll-up row holds
+ * the merged states of the raw rows whose window_start falls in its minute (hour).
+ */
+export interface MetricsSource {
+  table: 'qoe_metrics' | 'qoe_metrics_1m' | 'qoe_metrics_1h';
+  /** Granularity of window_start in the table; 0 for the raw table (the window). */
+  granularityMs: number;
+  /** Raw columns are summed with sum/sumMap, roll-up states merged with sumMerge/sumMapMerge. */
+  aggregated: boolean;
+}
+
+export const METRICS_SOURCES: readonly MetricsSource[] = [
+  { table: 'qoe_metrics_1h', granularityMs: 3_600_000, aggregated: true },
+  { table: 'qoe_metrics_1m', granularityMs: 60_000, aggregated: true },
+  { table: 'qoe_metrics', granularityMs: 0, aggregated: false },
+];
+
+const RAW_SOURCE: MetricsSource = { table: 'qoe_metrics', granularityMs: 0, aggregated: false };
+
+/**
+ * The coarsest table that answers the query exactly: its granularity G must divide `step`, `from`
+ * and `to` (epoch ms). Then every roll-up row lies wholly inside [from, to) or wholly outside, and
+ * wholly inside one bucket [from + k·step, from + (k+1)·step), so merging roll-up rows gives the
+ * same sums and the same merged histograms as summing the raw rows. Otherwise: the raw table.
+ */
+export function pickMetricsSource(q: Pick<MetricsQuery, 'fromMs' | 'toMs' | 'stepMs'>): MetricsSource {
+  for (const s of METRICS_SOURCES) {
+    if (s.granularityMs === 0) return s;
+    const g = s.granularityMs;
+    if (q.stepMs % g === 0 && q.fromMs % g === 0 && q.toMs % g === 0) return s;
+  }
+  return RAW_SOURCE;
+}
+
+const HISTOGRAMS = [
+  { as: 'vst_hist', keys: 'vst_hist_keys', values: 'vst_hist_counts' },
+  { as: 'bitrate_ms', keys: 'bitrate_keys', values: 'bitrate_playing_ms' },
+  { as: 'ttfb_hist', keys: 'ttfb_hist_keys', values: 'ttfb_hist_counts' },
+] as const;
+
+/**
+ * The SQL for a query; runs on ClickHouse 18.16 and current versions. `source` defaults to
+ * pickMetricsSource(q); pass one to pin the table (tests compare the tables this way).
+ */
+export function buildMetricsSql(q: MetricsQuery, source: MetricsSource = pickMetricsSource(q)): { sql: string; params: Record<string, unknown>; source: MetricsSource } {
   const params: Record<string, unknown> = { from: q.fromMs, to: q.toMs, step: Math.floor(q.stepMs / 1000), origin: Math.floor(q.fromMs / 1000) };
   const dims = q.groupBy.map(snakeCase);
   const where = ['window_start >= {from:DateTime}', 'window_start < {to:DateTime}'];
@@ -109,14 +153,12 @@ export function buildMetricsSql(q: MetricsQuery): { sql: string; params: Record<
     // Buckets start at `from`: [from, from + step), [from + step, …).
     '{origin:UInt32} + intDiv(toUInt32(window_start) - {origin:UInt32}, {step:UInt32}) * {step:UInt32} AS bucket',
     ...dims,
-    ...SUMS.map((c) => `sum(${c}) AS ${c}`),
-    'sumMap(vst_hist_keys, vst_hist_counts) AS vst_hist',
-    'sumMap(bitrate_keys, bitrate_playing_ms) AS bitrate_ms',
-    'sumMap(ttfb_hist_keys, ttfb_hist_counts) AS ttfb_hist',
+    ...SUMS.map((c) => (source.aggregated ? `sumMerge(${c}) AS ${c}` : `sum(${c}) AS ${c}`)),
+    ...HISTOGRAMS.map((h) => (source.aggregated ? `sumMapMerge(${h.as}) AS ${h.as}` : `sumMap(${h.keys}, ${h.values}) AS ${h.as}`)),
   ];
   const groupBy = ['bucket', ...dims].join(', ');
-  const sql = `SELECT ${select.join(', ')} FROM qoe_metrics WHERE ${where.join(' AND ')} GROUP BY ${groupBy} ORDER BY ${groupBy} LIMIT ${MAX_POINTS + 1}`;
-  return { sql, params };
+  const sql = `SELECT ${select.join(', ')} FROM ${source.table} WHERE ${where.join(' AND ')} GROUP BY ${groupBy} ORDER BY ${groupBy} LIMIT ${MAX_POINTS + 1}`;
+  return { sql, params, source };
 }
 
 type SumRow = Record<(typeof SUMS)[number], number>;

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll } from 'vitest';
+import { dockerEngineReachable } from './testcontainers.js';
 
 /**
  * Runs Debian's clickhouse-server (18.16, apt package `clickhouse-server`) for a test file: its own
@@ -13,13 +14,26 @@ import { afterAll, beforeAll } from 'vitest';
  *
  * Without the binary, tests skip with a message naming the package — unless QOE_REQUIRE_SERVICES
  * is set (CI), in which case the missing service is an error.
+ *
+ * With a Docker engine reachable (test/helpers/testcontainers.ts), the server is IMAGES.clickhouse
+ * (a current ClickHouse) run through testcontainers instead.
  */
 
 export interface ClickHouseServer {
   url: string;
   httpPort: number;
   dataDir: string;
+  /** Stops the server and deletes its data directory. */
   stop(): Promise<void>;
+  /**
+   * Stops the server (SIGTERM, SIGKILL after 10 s) and keeps its data directory and ports, for an
+   * outage: `resume()` starts it again on the same data and URL.
+   */
+  pause(): Promise<void>;
+  /** Starts a paused server again on the same data directory, ports and URL; waits for /ping. */
+  resume(): Promise<void>;
+  /** False between pause() and resume(). */
+  running(): boolean;
 }
 
 const PACKAGE_HINT = 'install it with `apt-get install -y clickhouse-server clickhouse-client`';
@@ -42,7 +56,7 @@ function servicesRequired(): boolean {
  * missing and QOE_REQUIRE_SERVICES is set.
  */
 export function clickhouseServerSkipReason(): string | undefined {
-  if (clickhouseServerBinary() !== undefined) return undefined;
+  if (clickhouseServerBinary() !== undefined || dockerEngineReachable()) return undefined;
   const reason = `clickhouse-server not found (${CANDIDATES.join(', ')}): ${PACKAGE_HINT}`;
   if (servicesRequired()) throw new Error(`QOE_REQUIRE_SERVICES is set but ${reason}`);
   return reason;
@@ -133,8 +147,10 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-async function startOnce(bin: string, dir: string): Promise<ClickHouseServer> {
-  const ports = { http: await freePort(), tcp: await freePort(), interserver: await freePort() };
+type Ports = { http: number; tcp: number; interserver: number };
+
+/** Spawns the server on `dir` with `ports` (config written there) and waits until it answers. */
+async function spawnServer(bin: string, dir: string, ports: Ports): Promise<{ child: ChildProcess; onExit: () => void }> {
   await writeFile(join(dir, 'config.xml'), configXml(dir, ports));
   await writeFile(join(dir, 'users.xml'), USERS_XML);
   const child = spawn(bin, [`--config-file=${join(dir, 'config.xml')}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -147,29 +163,49 @@ async function startOnce(bin: string, dir: string): Promise<ClickHouseServer> {
     child.kill('SIGKILL');
   };
   process.once('exit', onExit);
-  const url = `http://127.0.0.1:${ports.http}`;
   try {
-    await pingUntilUp(url, child, 30_000);
+    await pingUntilUp(`http://127.0.0.1:${ports.http}`, child, 30_000);
   } catch (err) {
     process.off('exit', onExit);
     await stopChild(child);
     const log = await readFile(join(dir, 'server.err.log'), 'utf8').catch(() => '');
     throw new Error(`${(err as Error).message}\nstderr: ${stderr}\nerror log: ${log.slice(-2000)}`);
   }
+  return { child, onExit };
+}
+
+async function startOnce(bin: string, dir: string): Promise<ClickHouseServer> {
+  const ports: Ports = { http: await freePort(), tcp: await freePort(), interserver: await freePort() };
+  let current: { child: ChildProcess; onExit: () => void } | undefined = await spawnServer(bin, dir, ports);
+  async function halt(): Promise<void> {
+    if (current === undefined) return;
+    process.off('exit', current.onExit);
+    await stopChild(current.child);
+    current = undefined;
+  }
   return {
-    url,
+    url: `http://127.0.0.1:${ports.http}`,
     httpPort: ports.http,
     dataDir: dir,
     async stop() {
-      process.off('exit', onExit);
-      await stopChild(child);
+      await halt();
       await rm(dir, { recursive: true, force: true });
     },
+    pause: halt,
+    async resume() {
+      if (current !== undefined) return;
+      current = await spawnServer(bin, dir, ports);
+    },
+    running: () => current !== undefined,
   };
 }
 
 /** Starts a server in a fresh temp directory; retries with new ports if one was taken meanwhile. */
 export async function startClickHouseServer(): Promise<ClickHouseServer> {
+  if (dockerEngineReachable()) {
+    const { startClickHouseContainer } = await import('./testcontainers.js');
+    return startClickHouseContainer(await freePort());
+  }
   const bin = clickhouseServerBinary();
   if (bin === undefined) throw new Error(`clickhouse-server not found: ${PACKAGE_HINT}`);
   const dir = await mkdtemp(join(tmpdir(), 'qoe-clickhouse-'));
