@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../lib/logger.js';
-import type { Bus, BusConsumer, BusMessage, BusProducer, ConsumerBatch, ConsumerHandlers, TopicMessages, TopicPartition } from '../lib/bus/types.js';
+import type { Bus, BusConsumer, BusMessage, BusProducer, ConsumerBatch, ConsumerHandlers, OffsetCommit, TopicMessages, TopicPartition } from '../lib/bus/types.js';
 import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
 import { decodeSessionEvent } from '../schemas/codec.js';
 import { advance, applyEvent, emptyPartitionState, type PartitionState, type ProcessorSettings } from './partition.js';
@@ -108,6 +108,26 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   }
 
   /**
+   * Without a changelog (embedded), closed windows exist only in the outputs once advance() has
+   * taken them out of the state: a refused send (the bus at its bound) keeps them here, and the next
+   * send — the batch's redelivery or a tick — carries them first. Bounded by the windows that can close
+   * while the bus is full; meanwhile input stays uncommitted, so ingest answers 503.
+   */
+  let unsent: TopicMessages[] = [];
+
+  async function sendKeeping(partition: number, outputs: TopicMessages[], offsets: OffsetCommit[]): Promise<void> {
+    const batches = [...unsent, ...outputs].filter((b) => b.messages.length > 0);
+    if (batches.length === 0 && offsets.length === 0) return;
+    try {
+      await producerOf(partition).sendWithOffsets(batches, group, offsets);
+      unsent = [];
+    } catch (err) {
+      unsent = batches;
+      throw err;
+    }
+  }
+
+  /**
    * The transaction of one partition: outputs, the changelog records for what changed since
    * `before`, and the input offset (none for a tick).
    */
@@ -119,8 +139,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const t = trackers.get(partition);
     const offsets = offset === undefined ? [] : [{ topic: TOPICS.beacons, partition, offset }];
     if (t === undefined) {
-      const batches = outputs.filter((b) => b.messages.length > 0);
-      if (batches.length > 0 || offsets.length > 0) await producerOf(partition).sendWithOffsets(batches, group, offsets);
+      await sendKeeping(partition, outputs, offsets);
       return;
     }
     const all = ps.closedBeforeMs !== before.closedBeforeMs || ps.counters.evicted !== before.evicted;
@@ -188,8 +207,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   async function tick(): Promise<void> {
     if (broken) return;
     if (!useChangelog) {
-      const metrics = closeWindows();
-      if (metrics.length > 0) await producerOf(0).send(TOPICS.metrics, metrics);
+      await sendKeeping(0, [{ topic: TOPICS.metrics, messages: closeWindows() }], []);
       return;
     }
     const wm = currentWatermark(tracker, settings, now());

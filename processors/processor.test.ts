@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryBus } from '../lib/bus/memory.js';
+import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
+import { silentLogger } from '../lib/logger.js';
+import { encodeSessionEvent } from '../schemas/codec.js';
+import { emptyDims, type EventType, type SessionEvent } from '../schemas/events.js';
+import { createProcessor } from './processor.js';
+import { decodeMetricsRecord } from './metrics-record.js';
+
+const T = 1_700_000_000_000;
+
+function ev(sessionId: string, seq: number, tsMs: number, type: EventType): SessionEvent {
+  return {
+    sessionId, seq, tsMs, receivedAtMs: tsMs, type, source: 'native', dims: { ...emptyDims(), cdn: 'cdn-a' },
+    bitrateKbps: null, playheadMs: null, droppedFrames: null, errorCode: null, errorFatal: null,
+    httpStatus: null, ttfbMs: null, ttlbMs: null, startupMs: null, clientHash: '',
+  };
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('processor at the bus bound', () => {
+  it('keeps closed windows it could not send and delivers them once the bus has room: nothing lost, nothing doubled', async () => {
+    // A tiny bound: the metrics topic fills while nobody consumes it.
+    const bus = createMemoryBus({ maxBacklog: 4 });
+    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics].map((topic) => ({ topic, partitions: 1 })));
+    // Event time around T; after the traffic, the wall clock jumps hours ahead and keeps running.
+    let clock = T;
+    let jumpedAt = 0;
+    const processor = createProcessor({
+      bus, log: silentLogger(), now: () => clock + (jumpedAt === 0 ? 0 : Date.now() - jumpedAt), tickMs: 20,
+      settings: {
+        windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
+        maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
+      },
+    });
+    // A sink stand-in that subscribes (so its backlog counts) but does not commit yet.
+    const received: Array<Record<string, unknown>> = [];
+    let draining = false;
+    const sink = bus.consumer({ groupId: CONSUMER_GROUPS.sink, topics: [TOPICS.metrics], autoCommit: false });
+    await sink.run({
+      eachBatch: async (b) => {
+        if (!draining) throw new Error('sink down');
+        for (const r of b.records) received.push(decodeMetricsRecord(r.value));
+        await sink.commit([{ topic: b.topic, partition: b.partition, offset: (b.records.at(-1)?.offset ?? 0) + 1 }]);
+      },
+    });
+    await processor.start();
+    const producer = bus.producer();
+    const view = (i: number): Array<{ key: string; value: Buffer }> => {
+      const t0 = T + i * 10_000;
+      return [ev(`s${i}`, 0, t0, 'play_request'), ev(`s${i}`, 1, t0, 'first_frame'), ev(`s${i}`, 2, t0 + 10_000, 'ended')]
+        .map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) }));
+    };
+    // Each view closes the previous view's window: after a few, the metrics topic is at its bound, the
+    // processor's sends are refused, its input stays uncommitted, and the next send is refused too
+    // (what ingest turns into 503 + Retry-After).
+    const VIEWS = 12;
+    let refusedAt = -1;
+    for (let i = 0; i < VIEWS; i++) {
+      try {
+        await producer.send(TOPICS.beacons, view(i));
+      } catch (err) {
+        expect((err as { code?: string }).code).toBe('QOE_ERR_BUS_FULL');
+        refusedAt = i;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    expect(refusedAt).toBeGreaterThan(0);
+    expect(received).toHaveLength(0);
+    // The sink comes back: the processor's kept windows go out first, then the rest of the traffic.
+    draining = true;
+    for (let i = refusedAt; i < VIEWS; i++) {
+      for (;;) {
+        try {
+          await producer.send(TOPICS.beacons, view(i));
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    }
+    clock = T + 10 * 3_600_000; // then idle: the wall-clock watermark closes every window
+    jumpedAt = Date.now();
+    await waitFor(async () => received.reduce((n, r) => n + Number(r.ended), 0) >= VIEWS && (await processor.lag()) === 0, 30_000)
+      .catch(async (err: unknown) => {
+        throw new Error(`${String(err)}: ended=${received.reduce((n, r) => n + Number(r.ended), 0)} attempts=${received.reduce((n, r) => n + Number(r.attempts), 0)} lag=${await processor.lag()}`);
+      });
+    await new Promise((r) => setTimeout(r, 200));
+    const total = (f: string): number => received.reduce((n, r) => n + Number(r[f]), 0);
+    expect(total('attempts')).toBe(VIEWS);
+    expect(total('ended')).toBe(VIEWS);
+    expect(total('playing_ms')).toBe(VIEWS * 10_000);
+    await processor.stop();
+    await sink.close();
+    await bus.close();
+  });
+});
