@@ -36,6 +36,7 @@ export interface Runtime {
   sink: Sink | undefined;
   telemetry: Telemetry;
   steering: SteeringService | undefined;
+  detector: DetectorRunner | undefined;
   /** Waits until every record on the bus is processed and stored. */
   drain(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -182,7 +183,7 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
   }
 
   return {
-    url, app, bus, store, processor, sink, telemetry, steering, drain,
+    url, app, bus, store, processor, sink, telemetry, steering, detector, drain,
     async stop() {
       ready = false;
       await app.close();
