@@ -12,7 +12,8 @@ export interface MetricRule {
    * Minimum volume of the window for the metric to be judged, in the metric's own denominator:
    * concurrent sessions (active_ms / window_ms) for rebuffer_ratio, attempts for vsf_rate, started
    * views (VST samples) for vst_p90_ms, plays for vpf_rate, requests for request_error_rate and
-   * TTFB samples for ttfb_p90_ms.
+   * TTFB samples for ttfb_p90_ms. rebuffer_ratio's volume is the unit of minConcurrentSessions: unless
+   * set explicitly, its minVolume follows minConcurrentSessions (see resolveDetectorConfig).
    */
   minVolume: number;
   /** Absolute floor under baselines and peer values (metric units): ×N of almost nothing is not news. */
@@ -152,6 +153,13 @@ export function resolveDetectorConfig(input: DetectorConfigInput = {}): Detector
   const metrics = {} as Record<DetectorMetric, MetricRule>;
   for (const m of DETECTOR_METRICS) metrics[m] = { ...DEFAULT_METRIC_RULES[m], ...(metricOverrides?.[m] ?? {}) };
   const cfg: DetectorConfig = { ...DEFAULT_DETECTOR_CONFIG, ...rest, metrics };
+  // rebuffer_ratio's volume is concurrent sessions, the unit of minConcurrentSessions: one gate, not two.
+  // Without this, lowering minConcurrentSessions (QOE_DETECTOR_MIN_CONCURRENT_SESSIONS) left the
+  // rebuffer_ratio span gate at its default, so CDNs between the two were never judged — nor usable
+  // as peers, and a CDN with no peer verdict is never demoted.
+  if (metricOverrides?.rebuffer_ratio?.minVolume === undefined && rest.minConcurrentSessions !== undefined) {
+    metrics.rebuffer_ratio.minVolume = rest.minConcurrentSessions;
+  }
   const fail = (msg: string): never => {
     throw new RangeError(`detector config: ${msg}`);
   };

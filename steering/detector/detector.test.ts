@@ -3,7 +3,9 @@ import type { MetricsRecord } from '../../processors/metrics-record.js';
 import type { SteeringDecision } from '../decision.js';
 import { createRng } from '../evaluation/random.js';
 import { drawRecord, type CdnFactors } from '../evaluation/synth.js';
-import { DEFAULT_DETECTOR_CONFIG, createDetectorState, evaluate, observe, type DetectorConfigInput, type DetectorState } from './index.js';
+import {
+  DEFAULT_DETECTOR_CONFIG, DEFAULT_METRIC_RULES, createDetectorState, evaluate, observe, resolveDetectorConfig, type DetectorConfigInput, type DetectorState,
+} from './index.js';
 
 const CDNS = ['cdn-a', 'cdn-b', 'cdn-c'];
 const W = 10_000;
@@ -188,6 +190,21 @@ describe('detector mechanics', () => {
     expect([...state.scopes.keys()]).toEqual(['US', 'US/7922']);
     expect(state.scopes.get('US/7922')?.neutral).toEqual(['cdn-b', 'cdn-a']);
     expect(state.pending.get(T0)?.size).toBe(1);
+  });
+
+  it('minConcurrentSessions also sets the rebuffer_ratio volume gate (same unit) unless that is set explicitly', () => {
+    expect(resolveDetectorConfig().metrics.rebuffer_ratio.minVolume).toBe(DEFAULT_METRIC_RULES.rebuffer_ratio.minVolume);
+    expect(resolveDetectorConfig({ minConcurrentSessions: 10 }).metrics.rebuffer_ratio.minVolume).toBe(10);
+    expect(resolveDetectorConfig({ minConcurrentSessions: 10, metrics: { rebuffer_ratio: { minVolume: 25 } } }).metrics.rebuffer_ratio.minVolume).toBe(25);
+    // Peers below the default gate (25 sessions) are judged once minConcurrentSessions is lowered: a
+    // CDN whose peers have no verdict is never demoted.
+    const run = (config: DetectorConfigInput): Run => simulate({
+      windows: ONSET + 20, concurrent: [60, 25, 25], seed: 6, factors: stepOn(['cdn-a'], 'rebuffer', 5), config,
+    });
+    expect(run({}).decisions).toEqual([]);
+    const lowered = run({ minConcurrentSessions: 10 }).decisions;
+    expect(lowered.map((x) => [x.d.action, x.d.reason.cdn, x.d.reason.metric])).toEqual([['demote', 'cdn-a', 'rebuffer_ratio']]);
+    expect(lowered[0]?.window).toBeGreaterThanOrEqual(ONSET);
   });
 
   it('rejects inconsistent configuration', () => {

@@ -1,6 +1,6 @@
 import { DECISION_SCHEMA_VERSION, type DecisionReason, type SteeringAction, type SteeringDecision } from '../decision.js';
 import type { DetectorConfig } from './config.js';
-import { bestPeerOf, judgeScopeWindow, type ScopeVerdicts, type Verdict } from './judge.js';
+import { bestPeerOf, historyMedian, judgeScopeWindow, type ScopeVerdicts, type Verdict } from './judge.js';
 import type { SeriesAgg } from './series.js';
 import { currentPriority, emptyCdnState, type CdnState, type DetectorState, type ScopeState } from './state.js';
 
@@ -101,7 +101,7 @@ function evaluateScopeWindow(state: DetectorState, scope: ScopeState, win: Map<s
     cs.demotion = { metric: v.metric, baseline, sinceWindowEndMs: endMs, lastBadWindowEndMs: endMs, goodStreak: 0 };
     const reason: DecisionReason = {
       metric: v.metric, cdn: cand.cdn, value: v.level.value, baseline, score: v.score, ...window,
-      detail: detail(v, `${fmt(cand.severity)}× own baseline`),
+      detail: detail(v, `${fmt(cand.severity)}× own baseline (history median ${fmt(historyMedian(cs.metrics[v.metric]) ?? 0)})`),
     };
     return decision(state, scope, 'demote', reason, nowMs);
   }
