@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { projectPath } from '../../lib/paths.js';
+import { dockerEngineReachable } from './testcontainers.js';
 
 /**
  * Real Apache Kafka brokers for integration tests, run from the Maven Central jars that
@@ -21,6 +22,9 @@ import { projectPath } from '../../lib/paths.js';
  * with QOE_REQUIRE_SERVICES set (CI) it throws instead, so a skip becomes a failure.
  * Children are started under `setpriv --pdeathsig KILL` where available, and killed on exit, so a
  * crashed test run leaves no broker behind.
+ *
+ * With a Docker engine reachable (test/helpers/testcontainers.ts), the same cluster runs from
+ * IMAGES.kafka through testcontainers instead: same properties, same interface.
  */
 
 export interface KafkaCluster {
@@ -75,6 +79,7 @@ function resolveLibs(): { libs?: string; missing?: string } {
  * and QOE_REQUIRE_SERVICES is set.
  */
 export function kafkaSkipReason(): string | undefined {
+  if (dockerEngineReachable()) return undefined;
   const { missing } = resolveLibs();
   if (missing === undefined) return undefined;
   if (servicesRequired()) throw new Error(`QOE_REQUIRE_SERVICES is set but ${missing}`);
@@ -236,8 +241,37 @@ async function waitReady(node: Node, expectBrokers: number): Promise<void> {
   });
 }
 
+/** The Docker path: the brokers of startKafka() as containers of IMAGES.kafka. */
+async function startKafkaInDocker(size: 1 | 3, t0: number): Promise<KafkaCluster> {
+  const { startKafkaContainers } = await import('./testcontainers.js');
+  const dir = await mkdtemp(join(tmpdir(), 'qoe-kafka-'));
+  const nodes: Node[] = [];
+  for (let i = 0; i < size; i++) nodes.push({ id: i + 1, port: await freePort(), controllerPort: 0, config: '', log: '' });
+  const cluster = await startKafkaContainers(
+    nodes.map((n, i) => ({ port: n.port, properties: serverProperties(n, '', join(dir, `data-${i}`), size) })),
+    clusterId(),
+  ).catch(async (err: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  });
+  return {
+    brokers: cluster.brokers,
+    dir,
+    startupMs: Date.now() - t0,
+    logFile: (i) => cluster.logHint(i),
+    stopBroker: (i) => cluster.stopBroker(i),
+    startBroker: (i) => cluster.startBroker(i),
+    kill9Broker: (i) => cluster.kill9Broker(i),
+    async stop() {
+      await cluster.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export async function startKafka(opts: { brokers: 1 | 3 }): Promise<KafkaCluster> {
   const t0 = Date.now();
+  if (dockerEngineReachable()) return startKafkaInDocker(opts.brokers, t0);
   const { libs, missing } = resolveLibs();
   if (libs === undefined) throw new Error(`cannot start Kafka: ${missing ?? 'unknown reason'}`);
   const size = opts.brokers;
