@@ -17,6 +17,11 @@ export interface KafkaProducerDeps {
   retries: number;
   requestTimeoutMs: number;
   transactionTimeoutMs: number;
+  /**
+   * Non-transactional send(): longest from the call to the broker's acknowledgement before it
+   * rejects with retriable QOE_ERR_BUS_UNAVAILABLE. Undefined = no deadline.
+   */
+  sendTimeoutMs?: number;
   transactionalId?: string;
 }
 
@@ -25,6 +30,7 @@ interface Waiter {
   messages: BusMessage[];
   resolve(): void;
   reject(err: unknown): void;
+  timer?: NodeJS.Timeout;
 }
 
 /**
@@ -35,6 +41,14 @@ interface Waiter {
  * back when it fails. If a failed request was in fact written, the next batch reuses its numbers and
  * the broker drops it as a duplicate — silent loss. So after any failed send the kafkajs producer is
  * thrown away and the next send starts a new one (new producer id); and requests never overlap.
+ *
+ * Deadline (`sendTimeoutMs`, plain producers only; Java's delivery.timeout.ms): a broker that stops
+ * answering without closing its connections (frozen, partitioned) keeps a kafkajs request pending
+ * for requestTimeout × retries — minutes — and every send queued behind it would wait as long (ingest
+ * requests hanging). A send still queued at its deadline is taken out of the queue and rejected (it
+ * was never sent: a clean refusal); one in flight at its deadline is rejected while its request
+ * goes on, so it may still be written (a client retrying it makes a duplicate, which the processor
+ * drops by (sessionId, seq)).
  *
  * Transactions (`sendWithOffsets`, and `send` on a transactional producer, which kafkajs requires to
  * go through a transaction) run one at a time; on error the transaction is aborted and the producer
@@ -93,6 +107,26 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
     }
   }
 
+  function settle(w: Waiter, err?: unknown): void {
+    if (w.timer !== undefined) clearTimeout(w.timer);
+    w.timer = undefined;
+    if (err === undefined) w.resolve();
+    else w.reject(err);
+  }
+
+  function expire(w: Waiter): void {
+    w.timer = undefined;
+    const i = queue.indexOf(w);
+    const sent = i === -1;
+    if (!sent) {
+      queue.splice(i, 1);
+      queued -= w.messages.length;
+    }
+    const what = sent ? 'not acknowledged' : 'not sent';
+    w.reject(new QoeError('QOE_ERR_BUS_UNAVAILABLE', `kafka send ${what} within ${deps.sendTimeoutMs} ms`, { details: { op: 'send', topic: w.topic, sent } }));
+    w.resolve = w.reject = () => undefined;
+  }
+
   function pump(): void {
     if (inFlight || queue.length === 0) return;
     inFlight = true;
@@ -100,8 +134,8 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
     queued = 0;
     flush(batch)
       .then(
-        () => batch.forEach((w) => w.resolve()),
-        (err: unknown) => batch.forEach((w) => w.reject(err)),
+        () => batch.forEach((w) => settle(w)),
+        (err: unknown) => batch.forEach((w) => settle(w, err)),
       )
       .finally(() => {
         inFlight = false;
@@ -164,7 +198,9 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
         return Promise.reject(new QoeError('QOE_ERR_BUS_FULL', 'kafka producer queue is at its bound', { details: { topic, queued } }));
       }
       return new Promise<void>((resolve, reject) => {
-        queue.push({ topic, messages, resolve, reject });
+        const w: Waiter = { topic, messages, resolve, reject };
+        if (deps.sendTimeoutMs !== undefined && txId === undefined) w.timer = setTimeout(expire, deps.sendTimeoutMs, w);
+        queue.push(w);
         queued += messages.length;
         pump();
       });

@@ -26,6 +26,12 @@ export interface KafkaBusOptions {
   compression?: 'none' | 'gzip';
   /** Records queued behind a producer's in-flight request before send() answers QOE_ERR_BUS_FULL. Default 100000. */
   maxQueuedMessages?: number;
+  /**
+   * Non-transactional send(): longest from the call to the broker's acknowledgement before it
+   * rejects (retriable QOE_ERR_BUS_UNAVAILABLE), so ingest answers 503 instead of hanging when a
+   * broker stops answering. Default 10000.
+   */
+  sendTimeoutMs?: number;
   /** Retries of a failing request (exponential backoff from 300 ms) before the call rejects. Default 5. */
   retries?: number;
   /** Default 30000. */
@@ -129,6 +135,7 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
           retries,
           requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
           transactionTimeoutMs: opts.transactionTimeoutMs ?? 60_000,
+          sendTimeoutMs: opts.sendTimeoutMs ?? 10_000,
           ...(p?.transactionalId === undefined ? {} : { transactionalId: p.transactionalId }),
         }),
       );

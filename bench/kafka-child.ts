@@ -1,0 +1,256 @@
+/**
+ * One measured variant of bench/kafka.ts, in its own process (chDB binds one data directory per
+ * process; each variant gets a clean heap). Prints one JSON line (the last line of stdout).
+ *
+ *   npx tsx bench/kafka-child.ts <variant> [--brokers h:p,…] [--clickhouse URL] [--events N]
+ *                                [--seconds S] [--connections C] [--probes P] [--body FILE]
+ * variants: ingest-embedded | ingest-kafka | processor-embedded | processor-kafka | freshness
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createKafkaBus } from '../lib/bus/kafka.js';
+import { createMemoryBus } from '../lib/bus/memory.js';
+import { TOPICS } from '../lib/bus/topics.js';
+import type { Bus } from '../lib/bus/types.js';
+import { loadConfig } from '../lib/config.js';
+import { createLogger, silentLogger } from '../lib/logger.js';
+import { startRuntime, type Runtime } from '../lib/runtime.js';
+import { encodeStream, simulatedStream } from './events.js';
+import type { LoadResult } from './loadgen.js';
+import { startIngest } from './servers.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    brokers: { type: 'string', default: '' },
+    clickhouse: { type: 'string', default: '' },
+    events: { type: 'string', default: '150000' },
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    probes: { type: 'string', default: '30' },
+    body: { type: 'string', default: '' },
+  },
+});
+const hasTaskset = spawnSync('taskset', ['-V']).status === 0;
+const PARTITIONS = 8;
+
+export interface ChildResult {
+  variant: string;
+  events: number;
+  wallSeconds: number;
+  cpuSeconds: number;
+  extra: Record<string, number | string>;
+}
+
+const fmtInt = (n: number): string => n.toLocaleString('en-US');
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+function loadgen(url: string, bodyFile: string): Promise<LoadResult> {
+  const args = ['--import', 'tsx', join(here, 'loadgen.ts'), url, bodyFile, values.connections, String(Number(values.seconds) * 1000), '2000'];
+  const [cmd, argv] = hasTaskset ? ['taskset', ['-c', '1', process.execPath, ...args]] : [process.execPath, args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as LoadResult) : reject(new Error(`loadgen exited ${code}`))));
+  });
+}
+
+/** (a) The ingest app into the memory bus (bench/servers.ts) or into Kafka (as lib/runtime.ts wires it). */
+async function ingest(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'qoe-bench-kafka-'));
+  let runtime: Runtime | undefined;
+  let url: string;
+  let accepted: () => number;
+  let close: () => Promise<void>;
+  if (kind === 'embedded') {
+    const server = await startIngest();
+    url = server.url;
+    accepted = server.events;
+    close = server.close;
+  } else {
+    runtime = await startRuntime(
+      loadConfig({ PORT: '0', QOE_HOST: '127.0.0.1', QOE_DATA_DIR: dataDir, QOE_ROLES: 'ingest', QOE_KAFKA_BROKERS: values.brokers, QOE_PARTITIONS: String(PARTITIONS), QOE_LOG_LEVEL: 'warn' }),
+      silentLogger(),
+    );
+    const rt = runtime;
+    url = `${rt.url}/v1/beacons`;
+    const counter = rt.telemetry.ingestEvents;
+    const read = async (): Promise<number> => (await counter.get()).values.find((v) => v.labels.outcome === 'accepted')?.value ?? 0;
+    let last = 0;
+    accepted = () => last;
+    const poll = setInterval(() => void read().then((n) => (last = n)), 200);
+    close = async () => {
+      clearInterval(poll);
+      last = await read();
+      await rt.stop();
+    };
+  }
+  const t0 = performance.now();
+  const c0 = cpuSeconds();
+  const load = await loadgen(url, values.body);
+  const cpu = cpuSeconds() - c0;
+  const wall = (performance.now() - t0) / 1000;
+  await close();
+  rmSync(dataDir, { recursive: true, force: true });
+  const events = accepted();
+  return { variant: `ingest-${kind}`, events, wallSeconds: wall, cpuSeconds: cpu, extra: { okRequestsPerSecond: load.ok / load.seconds, non2xx: load.non2xx, errors: load.errors, loadgenCpu: load.cpuShare } };
+}
+
+/** (b) Pre-filled qoe.beacons.v1, then the processor and sink roles until the input is processed and stored. */
+async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
+  const limit = Number(values.events);
+  const stream = simulatedStream({ views: Math.ceil((limit / 28) * 1.6), periodMs: 1_800_000, limit, partitions: PARTITIONS });
+  const records = encodeStream(stream);
+  const dataDir = mkdtempSync(join(tmpdir(), 'qoe-bench-kafka-'));
+  const env: Record<string, string> = {
+    PORT: '0', QOE_HOST: '127.0.0.1', QOE_DATA_DIR: dataDir, QOE_ROLES: 'processor,sink', QOE_PARTITIONS: String(PARTITIONS), QOE_LOG_LEVEL: 'warn',
+    // Replayed (historic) traffic: old timestamps are not clock skew (as test/helpers/runtime.ts replayEnv).
+    QOE_MAX_CLOCK_SKEW_MS: String(365 * 86_400_000), QOE_MAX_OUT_OF_ORDER_MS: '60000',
+  };
+  let bus: Bus | undefined;
+  if (kind === 'kafka') {
+    Object.assign(env, { QOE_KAFKA_BROKERS: values.brokers, QOE_CLICKHOUSE_URL: values.clickhouse, QOE_CLICKHOUSE_DATABASE: `qoe_bench_${randomBytes(4).toString('hex')}` });
+    const feeder = createKafkaBus({ brokers: values.brokers.split(','), clientId: 'qoe-bench-feed', log: silentLogger() });
+    await feeder.createTopics([{ topic: TOPICS.beacons, partitions: PARTITIONS }]);
+    const producer = feeder.producer();
+    for (let i = 0; i < records.length; i += 5000) {
+      await producer.send(TOPICS.beacons, records.slice(i, i + 5000).map((r, j) => ({ key: stream.events[i + j]?.sessionId ?? '', value: r.value, partition: r.partition })));
+    }
+    await feeder.close();
+  } else {
+    bus = createMemoryBus({ maxBacklog: 10_000_000 });
+    await bus.createTopics([{ topic: TOPICS.beacons, partitions: PARTITIONS }]);
+    const producer = bus.producer();
+    for (let i = 0; i < records.length; i += 5000) {
+      await producer.send(TOPICS.beacons, records.slice(i, i + 5000).map((r, j) => ({ key: stream.events[i + j]?.sessionId ?? '', value: r.value, partition: r.partition })));
+    }
+  }
+  console.error(`${kind}: ${fmtInt(records.length)} input events on the bus`);
+  const t0 = performance.now();
+  const c0 = cpuSeconds();
+  const runtime = await startRuntime(loadConfig(env), process.env.QOE_BENCH_LOG === '1' ? createLogger('info') : silentLogger(), bus === undefined ? {} : { bus });
+  // lag() is 0 before the group has its assignment: wait until every input record had an outcome.
+  const processed = async (): Promise<number> => (await runtime.telemetry.processorEvents.get()).values.reduce((n, v) => n + v.value, 0);
+  let lastReport = performance.now();
+  for (let n = await processed(); n < records.length; n = await processed()) {
+    if (performance.now() - lastReport > 5000) {
+      lastReport = performance.now();
+      console.error(`${kind}: ${fmtInt(n)} of ${fmtInt(records.length)} input events processed after ${((lastReport - t0) / 1000).toFixed(0)} s`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // Done = every input event processed and the sink has stored what the processor emitted: rows
+  // stop changing for 6 s, longer than the idle-partition timeout (5 s) after which the last windows
+  // close; the time and CPU of the last change are taken. Runtime.drain() is not used: on Kafka it
+  // did not return (see bench/README.md).
+  const rowsInserted = async (): Promise<number> => (await runtime.telemetry.sinkRows.get()).values.reduce((n, v) => n + v.value, 0);
+  let rows = await rowsInserted();
+  let wall = (performance.now() - t0) / 1000;
+  let cpu = cpuSeconds() - c0;
+  for (let stableSince = performance.now(); performance.now() - stableSince < 6000; ) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = await rowsInserted();
+    if (now !== rows) {
+      rows = now;
+      stableSince = performance.now();
+      wall = (performance.now() - t0) / 1000;
+      cpu = cpuSeconds() - c0;
+    }
+  }
+  const [row] = await runtime.store.query<{ n: string }>('SELECT toString(count()) AS n FROM qoe_metrics');
+  await runtime.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+  return { variant: `processor-${kind}`, events: records.length, wallSeconds: wall, cpuSeconds: cpu, extra: { rowsStored: Number(row?.n ?? 0) } };
+}
+
+/**
+ * (c) Every role in one process on Kafka + ClickHouse server, default window/grace/out-of-order.
+ * Background players post ts=now heartbeats (so event time, hence the watermark, follows the
+ * clock); probes post one play_request each with their own contentId at random moments; freshness =
+ * from the POST to the first qoe_metrics row of that contentId.
+ */
+async function freshness(): Promise<ChildResult> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'qoe-bench-kafka-'));
+  const database = `qoe_bench_${randomBytes(4).toString('hex')}`;
+  const config = loadConfig({
+    PORT: '0', QOE_HOST: '127.0.0.1', QOE_DATA_DIR: dataDir, QOE_ROLES: 'ingest,processor,sink', QOE_PARTITIONS: String(PARTITIONS), QOE_LOG_LEVEL: 'warn',
+    QOE_KAFKA_BROKERS: values.brokers, QOE_CLICKHOUSE_URL: values.clickhouse, QOE_CLICKHOUSE_DATABASE: database,
+  });
+  const runtime = await startRuntime(config, silentLogger());
+  const post = (events: unknown[], contentId: string): Promise<number> =>
+    fetch(`${runtime.url}/v1/beacons`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ dims: { cdn: 'cdn-a', country: 'FR', contentId }, events }) }).then(async (r) => {
+      await r.arrayBuffer();
+      return r.status;
+    });
+  let stop = false;
+  const background = Array.from({ length: 16 }, async (_, c) => {
+    const sessionId = `bg-${c}-${randomBytes(3).toString('hex')}`;
+    for (let seq = 0; !stop; seq++) {
+      await post([seq === 0 ? { sessionId, seq, ts: Date.now(), type: 'play_request' } : { sessionId, seq, ts: Date.now(), type: 'heartbeat', playheadMs: seq * 250 }], 'background');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  });
+  const pending = new Map<string, number>();
+  const latencies: number[] = [];
+  const probes = Number(values.probes);
+  const poller = setInterval(() => {
+    if (pending.size === 0) return;
+    const ids = [...pending.keys()].map((k) => `'${k}'`).join(',');
+    void runtime.store.query<{ c: string }>(`SELECT DISTINCT content_id AS c FROM qoe_metrics WHERE content_id IN (${ids})`).then((rows) => {
+      const seenAt = performance.now();
+      for (const { c } of rows) {
+        const t = pending.get(c);
+        if (t === undefined) continue;
+        pending.delete(c);
+        latencies.push(seenAt - t);
+      }
+    }, () => undefined);
+  }, 100);
+  // Let the pipeline settle (group joins, first windows) before the first probe.
+  await new Promise((r) => setTimeout(r, 5000));
+  for (let i = 0; i < probes; i++) {
+    const contentId = `probe-${i}-${randomBytes(3).toString('hex')}`;
+    const t = performance.now();
+    const status = await post([{ sessionId: `probe-${contentId}`, seq: 0, ts: Date.now(), type: 'play_request' }], contentId);
+    if (status === 202) pending.set(contentId, t);
+    await new Promise((r) => setTimeout(r, 1000 + Math.random() * 1500));
+  }
+  const deadline = Date.now() + 60_000;
+  while (pending.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  stop = true;
+  clearInterval(poller);
+  await Promise.all(background);
+  await runtime.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const q = (x: number): number => sorted[Math.min(sorted.length - 1, Math.floor(x * sorted.length))] ?? NaN;
+  return {
+    variant: 'freshness', events: latencies.length, wallSeconds: 0, cpuSeconds: 0,
+    extra: { probes, seen: latencies.length, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: sorted[sorted.length - 1] ?? NaN, minMs: sorted[0] ?? NaN, windowMs: config.processor.windowMs, graceMs: config.processor.graceMs, maxOutOfOrderMs: config.processor.maxOutOfOrderMs },
+  };
+}
+
+const variant = positionals[0] ?? '';
+const runs: Record<string, () => Promise<ChildResult>> = {
+  'ingest-embedded': () => ingest('embedded'),
+  'ingest-kafka': () => ingest('kafka'),
+  'processor-embedded': () => processor('embedded'),
+  'processor-kafka': () => processor('kafka'),
+  freshness,
+};
+const run = runs[variant];
+if (run === undefined) throw new Error(`unknown variant '${variant}' (${Object.keys(runs).join(', ')})`);
+console.log(JSON.stringify(await run()));
+process.exit(0);

@@ -1,0 +1,163 @@
+/**
+ * The distributed runtime (Kafka + ClickHouse server) against the embedded one (memory bus + chDB),
+ * measured side by side in one run; each variant runs in its own process (bench/kafka-child.ts) and
+ * reports events/s per core = events / CPU seconds (user + system) of that process.
+ *
+ *   npx tsx bench/kafka.ts [--part ingest,processor,freshness] [--rounds 2] [--seconds 10]
+ *                          [--connections 32] [--events 150000] [--probes 30] [--cpu-prof-dir DIR]
+ *
+ * (a) ingest: the ingest app into the memory bus (drained by a consumer, bench/servers.ts) vs the
+ *     ingest role on Kafka (lib/runtime.ts, acks=all, gzip); 20-event POSTs from bench/loadgen.ts
+ *     (pinned to CPU 1 with taskset). The broker's CPU is not in the figure (printed apart).
+ * (b) processor: `--events` simulated events pre-filled on qoe.beacons.v1, then the processor and
+ *     sink roles until the input is processed and stored: memory bus → chDB vs Kafka (transactions,
+ *     changelog) → ClickHouse server. A fresh broker per Kafka round.
+ * (c) freshness: every role on Kafka + ClickHouse, default window/grace; beacon POSTed with ts=now →
+ *     its window row visible in qoe_metrics; p50 / p99.
+ * Needs java + the Kafka jars (scripts/kafka.sh) and clickhouse-server, as the tests do.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { generateView } from '../sim/model.js';
+import { defaultModelOptions } from '../sim/options.js';
+import { startClickHouseServer, type ClickHouseServer } from '../test/helpers/clickhouse-server.js';
+import { startKafka, type KafkaCluster } from '../test/helpers/kafka.js';
+import type { ChildResult } from './kafka-child.js';
+import { fmt, machineLine, median } from './machine.js';
+
+const { values } = parseArgs({
+  options: {
+    part: { type: 'string', default: 'ingest,processor,freshness' },
+    rounds: { type: 'string', default: '2' },
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    events: { type: 'string', default: '150000' },
+    probes: { type: 'string', default: '30' },
+    'cpu-prof-dir': { type: 'string', default: '' },
+  },
+});
+const here = fileURLToPath(new URL('.', import.meta.url));
+const parts = new Set(values.part.split(','));
+const rounds = Number(values.rounds);
+
+function child(variant: string, args: string[], profile = false): Promise<ChildResult> {
+  const prof = profile && values['cpu-prof-dir'] !== '' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] : [];
+  const argv = [...prof, '--import', 'tsx', join(here, 'kafka-child.ts'), variant, ...args];
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (process.env.QOE_BENCH_LOG === '1') process.stderr.write(c);
+    });
+    p.on('error', reject);
+    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as ChildResult) : reject(new Error(`${variant} exited with ${code}`))));
+  });
+}
+
+/** CPU seconds used so far by the broker JVMs of a cluster (from /proc, found by their config files). */
+function brokerCpuSeconds(cluster: KafkaCluster): number {
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (!cmd.includes(cluster.dir)) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / 100;
+}
+
+const perCore = (r: ChildResult): number => r.events / r.cpuSeconds;
+const line = (r: ChildResult, extra = ''): string =>
+  `${r.variant.padEnd(19)} ${fmt(r.events).padStart(9)} events in ${r.wallSeconds.toFixed(1)} s wall, ${r.cpuSeconds.toFixed(1)} s CPU: ` +
+  `${fmt(r.events / r.wallSeconds).padStart(7)} events/s wall, ${fmt(perCore(r)).padStart(7)} events/s per core ${extra}`;
+
+async function partIngest(): Promise<void> {
+  const opts = defaultModelOptions();
+  let events: unknown[] = [];
+  for (let i = 0; events.length < 20; i++) events = generateView(i, opts).events.slice(0, 20);
+  const body = join(mkdtempSync(join(tmpdir(), 'qoe-bench-')), 'batch.json');
+  writeFileSync(body, JSON.stringify({ events }));
+  const kafka = await startKafka({ brokers: 1 });
+  try {
+    const args = ['--body', body, '--seconds', values.seconds, '--connections', values.connections, '--brokers', kafka.brokers.join(',')];
+    const rates: Record<'embedded' | 'kafka', number[]> = { embedded: [], kafka: [] };
+    for (let round = 0; round < rounds; round++) {
+      for (const kind of round % 2 === 0 ? (['embedded', 'kafka'] as const) : (['kafka', 'embedded'] as const)) {
+        const b0 = brokerCpuSeconds(kafka);
+        const r = await child(`ingest-${kind}`, args, kind === 'kafka' && round === 0);
+        const broker = brokerCpuSeconds(kafka) - b0;
+        rates[kind].push(perCore(r));
+        console.log(`[ingest] round ${round + 1} ${line(r, `non2xx=${r.extra.non2xx} errors=${r.extra.errors}${kind === 'kafka' ? ` broker CPU ${broker.toFixed(1)} s` : ''}`)}`);
+      }
+    }
+    const e = median(rates.embedded);
+    const k = median(rates.kafka);
+    console.log(`RESULT ingest (20 events/POST): Kafka ${fmt(k)} events/s per core; embedded ${fmt(e)} events/s per core; ratio ${(k / e).toFixed(2)}`);
+  } finally {
+    await kafka.stop();
+  }
+}
+
+async function partProcessor(clickhouse: ClickHouseServer): Promise<void> {
+  const rates: Record<'embedded' | 'kafka', number[]> = { embedded: [], kafka: [] };
+  for (let round = 0; round < rounds; round++) {
+    for (const kind of round % 2 === 0 ? (['embedded', 'kafka'] as const) : (['kafka', 'embedded'] as const)) {
+      let r: ChildResult;
+      let brokerCpu = '';
+      if (kind === 'kafka') {
+        const kafka = await startKafka({ brokers: 1 });
+        try {
+          const b0 = brokerCpuSeconds(kafka);
+          r = await child('processor-kafka', ['--events', values.events, '--brokers', kafka.brokers.join(','), '--clickhouse', clickhouse.url], round === 0);
+          brokerCpu = ` broker CPU ${(brokerCpuSeconds(kafka) - b0).toFixed(1)} s (feed included)`;
+        } finally {
+          await kafka.stop();
+        }
+      } else {
+        r = await child('processor-embedded', ['--events', values.events]);
+      }
+      rates[kind].push(perCore(r));
+      console.log(`[processor] round ${round + 1} ${line(r, `rows=${r.extra.rowsStored}${brokerCpu}`)}`);
+    }
+  }
+  const e = median(rates.embedded);
+  const k = median(rates.kafka);
+  console.log(`RESULT processor+sink: Kafka → ClickHouse ${fmt(k)} events/s per core; memory → chDB ${fmt(e)} events/s per core; ratio ${(k / e).toFixed(2)} (target ≥ 100,000 on Kafka)`);
+}
+
+async function partFreshness(clickhouse: ClickHouseServer): Promise<void> {
+  const kafka = await startKafka({ brokers: 1 });
+  try {
+    const r = await child('freshness', ['--probes', values.probes, '--brokers', kafka.brokers.join(','), '--clickhouse', clickhouse.url]);
+    const x = r.extra;
+    console.log(`RESULT freshness (window ${x.windowMs} ms, grace ${x.graceMs} ms, out-of-order ${x.maxOutOfOrderMs} ms): ${x.seen}/${x.probes} probes seen; ` +
+      `p50 ${fmt(Number(x.p50Ms))} ms, p99 ${fmt(Number(x.p99Ms))} ms, min ${fmt(Number(x.minMs))} ms, max ${fmt(Number(x.maxMs))} ms (target p99 ≤ window + 2 s = ${fmt(Number(x.windowMs) + 2000)} ms)`);
+  } finally {
+    await kafka.stop();
+  }
+}
+
+console.log(machineLine());
+console.log(`parts=${values.part} rounds=${rounds} seconds=${values.seconds} connections=${values.connections} events=${values.events} probes=${values.probes}`);
+if (parts.has('ingest')) await partIngest();
+if (parts.has('processor') || parts.has('freshness')) {
+  const clickhouse = await startClickHouseServer();
+  try {
+    if (parts.has('processor')) await partProcessor(clickhouse);
+    if (parts.has('freshness')) await partFreshness(clickhouse);
+  } finally {
+    await clickhouse.stop();
+  }
+}
+process.exit(0);
