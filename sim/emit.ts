@@ -2,36 +2,12 @@
  * Timeline → wire events (the POST /v1/beacons event shape), per view: seq from 0, ts non-decreasing,
  * all dimensions on `play_request` only, a `heartbeat` after every `heartbeatMs` without another event.
  */
-import { DIMENSIONS, type Dims, type EventType, type StreamType } from '../schemas/events.js';
+import { DIMENSIONS, type Dims } from '../schemas/events.js';
 import type { Segment, ViewTimeline } from './model.js';
+import type { BeaconEvent } from '../ingest/beacon-schema.js';
 
-/** One event as POSTed (camelCase; absent fields are omitted, never null). */
-export interface SimEvent {
-  sessionId: string;
-  seq: number;
-  ts: number;
-  type: EventType;
-  cdn?: string;
-  country?: string;
-  asn?: number;
-  contentId?: string;
-  streamType?: StreamType;
-  playerName?: string;
-  playerVersion?: string;
-  deviceType?: string;
-  os?: string;
-  browser?: string;
-  custom1?: string;
-  custom2?: string;
-  custom3?: string;
-  bitrateKbps?: number;
-  playheadMs?: number;
-  errorCode?: string;
-  errorFatal?: boolean;
-  httpStatus?: number;
-  ttfbMs?: number;
-  ttlbMs?: number;
-}
+/** One event as POSTed: the native beacon event (camelCase; absent fields are omitted, never null). */
+export type SimEvent = BeaconEvent;
 
 type Body = Omit<SimEvent, 'sessionId' | 'seq'>;
 
