@@ -163,7 +163,8 @@ export function createSink(deps: SinkDeps): Sink {
   }
 
   function flush(): Promise<void> {
-    flushing = flushing.then(doFlush);
+    // A failed flush must not stop the later ones: each starts after the previous one settles.
+    flushing = flushing.catch(() => undefined).then(doFlush);
     return flushing;
   }
 
