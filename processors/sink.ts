@@ -179,7 +179,7 @@ export function createSink(deps: SinkDeps): Sink {
       }
     }
     const last = batch.records[batch.records.length - 1];
-    if (last) pending.set(`${batch.topic}:${batch.partition}`, { topic: batch.topic, partition: batch.partition, offset: last.offset + 1 });
+    if (last) pending.set(`${batch.topic}:${batch.partition}`, { topic: batch.topic, partition: batch.partition, offset: batch.nextOffset ?? last.offset + 1 });
     if (buffered >= deps.batchRows) await flush();
   }
 

@@ -209,6 +209,28 @@ describe.skipIf(skip !== undefined)('kafka bus (real broker)', () => {
     await producer.close();
   });
 
+  it('a manual-commit consumer of a transactional topic reaches lag 0 by committing nextOffset (past the markers)', async () => {
+    const topic = uid('t');
+    await bus.createTopics([{ topic, partitions: 1 }]);
+    const tx = bus.producer({ transactionalId: uid('tx') });
+    for (let i = 0; i < 3; i++) await tx.sendWithOffsets([{ topic, messages: [{ key: `k${i}`, value: value(`k${i}`) }] }], uid('g'), []);
+    const { consumer, records } = collect([topic], uid('g'), { autoCommit: false });
+    let next = -1;
+    await consumer.run({
+      eachBatch: async (b) => {
+        records.push(...b.records);
+        next = b.nextOffset ?? -1;
+        await consumer.commit([{ topic, partition: 0, offset: next }]);
+      },
+    });
+    await waitFor('3 records', () => records.length === 3);
+    // Each transaction left a commit marker after its record: the last record is at 4, the marker at 5.
+    expect(records.at(-1)?.offset).toBe(4);
+    expect(next).toBe(6);
+    await waitFor('lag 0', async () => (await consumer.lag()).every((l) => l.lag === 0));
+    await tx.close();
+  });
+
   it('pause holds a partition back until resume', async () => {
     const topic = uid('t');
     await bus.createTopics([{ topic, partitions: 1 }]);

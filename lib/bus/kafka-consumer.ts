@@ -89,10 +89,10 @@ export function createKafkaConsumer(deps: KafkaConsumerDeps, opts: ConsumerOptio
         const records = chunk.map((m) => toRecord(batch.topic, batch.partition, m));
         const last = records[records.length - 1];
         if (last === undefined) continue;
-        await h.eachBatch({ topic: batch.topic, partition: batch.partition, records, highWatermark: Number(batch.highWatermark) });
         const atEnd = start + maxBatchSize >= messages.length;
         // At the end of the fetched batch, move past filtered records too (aborted data, markers).
         const next = atEnd ? Math.max(last.offset, Number(batch.lastOffset())) : last.offset;
+        await h.eachBatch({ topic: batch.topic, partition: batch.partition, records, highWatermark: Number(batch.highWatermark), nextOffset: next + 1 });
         payload.resolveOffset(String(next));
         // Errors (rebalance in progress, …) go back to kafkajs unwrapped: it recognises and handles them.
         if (autoCommit && consumer !== undefined) {

@@ -72,6 +72,12 @@ export interface ConsumerBatch {
   records: BusRecord[];
   /** Offset the next appended record will get: lag = highWatermark − (last offset + 1). */
   highWatermark: number;
+  /**
+   * The offset to commit once this batch is processed, when it is more than the last record's + 1:
+   * Kafka skips transaction markers and aborted records after it (read_committed), and committing
+   * only last + 1 would leave them counted as lag forever. Absent = last record's offset + 1.
+   */
+  nextOffset?: number;
 }
 
 export interface ConsumerHandlers {
