@@ -85,6 +85,8 @@ export function createSink(deps: SinkDeps): Sink {
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
   let stopped = false;
+  /** Tables whose rows were put back after a failed flush. */
+  const requeued = new Set<string>();
 
   async function loadStored(topic: string, partition: number): Promise<void> {
     for (const table of TABLE_OF[topic] ?? []) {
@@ -147,7 +149,31 @@ export function createSink(deps: SinkDeps): Sink {
     for (const table of buffers.keys()) buffers.set(table, []);
     pending.clear();
     buffered = 0;
-    for (const [table, rows] of batches) {
+    const done = new Set<string>();
+    try {
+      await insertBatches(batches, done);
+    } catch (err) {
+      // Never drop what was taken: put the tables not yet inserted back in front of anything newer,
+      // with the offsets, so the next flush retries them and no later commit can skip past them.
+      for (const [table, rows] of batches) {
+        if (done.has(table)) continue;
+        buffers.set(table, [...rows, ...(buffers.get(table) ?? [])]);
+        requeued.add(table);
+      }
+      for (const c of commits) {
+        const k = `${c.topic}:${c.partition}`;
+        if (!pending.has(k)) pending.set(k, c);
+      }
+      buffered += batches.reduce((n, [table, rows]) => n + (done.has(table) ? 0 : rows.length), 0);
+      throw err;
+    }
+    if (commits.length > 0) await consumer.commit(commits);
+  }
+
+  async function insertBatches(batches: Array<[string, Row[]]>, done: Set<string>): Promise<void> {
+    for (const [table, all] of batches) {
+      // Put back after a failure: part of it (an earlier day) may already be stored.
+      const rows = requeued.delete(table) ? await notYetStored(table, all) : all;
       // One INSERT per day: tables are partitioned by day, and an insert is atomic only within a part.
       for (const dayRows of byDay(rows)) await insertWithRetry(table, dayRows);
       // A batch handed over again without a reassignment must not be inserted twice either.
@@ -158,8 +184,8 @@ export function createSink(deps: SinkDeps): Sink {
         if (o > (byPart.get(p) ?? -1)) byPart.set(p, o);
       }
       stored.set(table, byPart);
+      done.add(table);
     }
-    if (commits.length > 0) await consumer.commit(commits);
   }
 
   function flush(): Promise<void> {
