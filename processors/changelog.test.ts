@@ -7,6 +7,8 @@ import { planRun } from '../sim/simulate.js';
 import { createTracker, diffPartition, noteTouch, restorePartition } from './changelog.js';
 import { advance, applyEvent, emptyPartitionState, type ProcessorSettings } from './partition.js';
 import { serializePartition } from './snapshot.js';
+import { newSession, upgradeSession } from './session.js';
+import { emptyDims } from '../schemas/events.js';
 
 const cfg: ProcessorSettings = {
   windowMs: 10_000, graceMs: 2000, sessionTimeoutMs: 60_000, maxSessions: 50, maxClockAheadMs: 5000, maxClockSkewMs: 300_000, ebvsMinMs: 0,
@@ -60,5 +62,27 @@ describe('processor state changelog', () => {
     expect(await bus.readPartition('cl', 1, 0)).toEqual([]);
     await expect(producer.send('cl', [{ key: 'a', value: Buffer.from('1'), partition: 3 }])).rejects.toThrow();
     await bus.close();
+  });
+});
+
+describe('state written before windows fired on time', () => {
+  it('upgrades an old session record: the extrapolation moved sinceMs and kept its pieces', () => {
+    const { extrapolatedToMs: _absent, ...before } = newSession('s', emptyDims(), 1_000, 0);
+    const old = {
+      ...before,
+      state: 'playing' as const,
+      sinceMs: 20_000, // where attribution reached (the old close boundary)
+      extrapolated: [{ fromMs: 13_000, toMs: 20_000, state: 'playing', dims: emptyDims(), bitrateKbps: 800 }],
+    };
+    const s = upgradeSession(old as unknown as Parameters<typeof upgradeSession>[0]);
+    expect(s.sinceMs).toBe(13_000);
+    expect(s.extrapolatedToMs).toBe(20_000);
+    expect('extrapolated' in s).toBe(false);
+    // Its expiry retracts exactly the extrapolated 7 s, as the old code would have.
+    const ps = emptyPartitionState();
+    ps.sessions.set('s', s);
+    const retracted = advance(ps, { ...cfg, sessionTimeoutMs: 1000 }, 40_000).map((o) => o.acc.playingMs).reduce((a, b) => a + b, 0);
+    expect(retracted).toBe(-7000);
+    expect(upgradeSession({ ...old, extrapolated: [] } as unknown as Parameters<typeof upgradeSession>[0]).extrapolatedToMs).toBe(20_000);
   });
 });

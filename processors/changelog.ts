@@ -1,7 +1,7 @@
 import type { BusMessage, BusRecord } from '../lib/bus/types.js';
 import { emptyAcc, type WindowAcc } from './accumulator.js';
 import { emptyPartitionState, type PartitionCounters, type PartitionState } from './partition.js';
-import type { Session } from './session.js';
+import { upgradeSession, type Session } from './session.js';
 
 /**
  * The processor's state changelog (qoe.processor-state.v1, compacted; changelog partition p holds the
@@ -11,7 +11,7 @@ import type { Session } from './session.js';
  *   to the back of the partition's session map (restore rebuilds the map in that order, so expiry
  *   and eviction scan sessions exactly as the live processor did);
  * - `a:<open|corrections>:<windowStartMs>:<dimsKey>` → the window accumulator;
- * - `m` → partition meta: closedBeforeMs, counters, max event time (for the watermark);
+ * - `m` → partition meta: closedBeforeMs, firedBeforeMs, counters, max event time (for the watermark);
  * - `r` → restore barrier (see processor.ts), ignored here.
  * An empty value is a tombstone (session expired, window emitted). Values are JSON.
  */
@@ -21,6 +21,8 @@ export const BARRIER_KEY = 'r';
 export interface ChangelogMeta {
   v: 1;
   closedBeforeMs: number | null;
+  /** Absent in records written before windows fired on time: then equal to closedBeforeMs. */
+  firedBeforeMs?: number | null;
   counters: PartitionCounters;
   maxTsMs: number | null;
 }
@@ -123,7 +125,8 @@ export function diffPartition(
   }
   for (const key of t.accs.keys()) if (!live.has(key)) changes.push({ kind: 'acc', id: key, key, value: null });
   const meta = JSON.stringify({
-    v: 1, closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null, counters: ps.counters, maxTsMs: opts.maxTsMs,
+    v: 1, closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null,
+    firedBeforeMs: Number.isFinite(ps.firedBeforeMs) ? ps.firedBeforeMs : null, counters: ps.counters, maxTsMs: opts.maxTsMs,
   } satisfies ChangelogMeta);
   if (meta !== t.meta) changes.push({ kind: 'meta', id: META_KEY, key: META_KEY, value: meta });
   return {
@@ -165,6 +168,7 @@ export function restorePartition(partition: number, records: readonly BusRecord[
     if (key === META_KEY) {
       const m = JSON.parse(text) as ChangelogMeta;
       state.closedBeforeMs = m.closedBeforeMs ?? -Infinity;
+      state.firedBeforeMs = m.firedBeforeMs ?? state.closedBeforeMs;
       state.counters = m.counters;
       maxTsMs = m.maxTsMs;
       tracker.meta = text;
@@ -183,6 +187,6 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   }
   // Least recently touched first, as applyEvent's touch() left the live map.
   sessions.sort((a, b) => a.t - b.t);
-  for (const { s } of sessions) state.sessions.set(s.id, s);
+  for (const { s } of sessions) state.sessions.set(s.id, upgradeSession(s));
   return { state, tracker, maxTsMs };
 }

@@ -20,12 +20,13 @@ function ev(sessionId: string, seq: number, tsMs: number, type: EventType, extra
 }
 
 /** Runs events through one partition, closing everything at the end; returns windowStart → merged acc. */
-function run(events: SessionEvent[], s: ProcessorSettings = cfg, advances: number[] = []): Map<number, WindowAcc> {
+function run(events: SessionEvent[], s: ProcessorSettings = cfg, advances: number[] = [], lead = 0): Map<number, WindowAcc> {
   const ps = emptyPartitionState();
   const out: WindowOutput[] = [];
   const points = [...advances].sort((a, b) => a - b);
   for (const e of events) {
-    while (points.length > 0 && (points[0] ?? 0) <= e.tsMs) out.push(...advance(ps, s, points.shift() ?? 0));
+    // An advance point runs before the first event it is at most `lead` ahead of.
+    while (points.length > 0 && (points[0] ?? 0) - lead <= e.tsMs) out.push(...advance(ps, s, points.shift() ?? 0));
     applyEvent(ps, s, e);
   }
   out.push(...advance(ps, s, 10 ** 13));
@@ -141,6 +142,29 @@ describe('session metrics, table-driven', () => {
     expect(closing.find((o) => o.acc.ended === 1)?.windowStartMs).toBe(T + 20_000);
   });
 
+  it('fires a window when the watermark passes its end; a straggler within the grace period comes out as a delta row', () => {
+    const graced = { ...cfg, graceMs: 5000 };
+    const ps = emptyPartitionState();
+    applyEvent(ps, graced, ev('a', 0, T + 1000, 'play_request'));
+    applyEvent(ps, graced, ev('a', 1, T + 2000, 'first_frame', { bitrateKbps: 800 }));
+    applyEvent(ps, graced, ev('b', 0, T + 9000, 'play_request'));
+    // Watermark just past the end of [T, T+10s): the window fires, with the open states up to its end.
+    const onTime = advance(ps, graced, T + W + 100);
+    expect(onTime.map((o) => o.windowStartMs)).toEqual([T]);
+    const fired = onTime.map((o) => o.acc).reduce(mergeAcc, emptyAcc());
+    expect(fired).toMatchObject({ attempts: 2, plays: 1, startingMs: 1000 + 1000, playingMs: 8000, activeMs: 10_000 });
+    // b's first frame (at T+9.5s) and a's rebuffering (from T+6s) arrive after the window fired, within grace.
+    expect(applyEvent(ps, graced, ev('b', 1, T + 9500, 'first_frame'))).toEqual({ kind: 'ok' });
+    expect(applyEvent(ps, graced, ev('a', 2, T + 6000, 'rebuffering'))).toEqual({ kind: 'ok' });
+    expect(ps.counters.late).toBe(0);
+    const delta = advance(ps, graced, T + W + 5000).map((o) => o.acc).reduce(mergeAcc, emptyAcc());
+    // b: 500 ms moved from starting to playing; a: 4 s moved from playing to rebuffering.
+    expect(delta).toMatchObject({ plays: 1, startingMs: -500, playingMs: 500 - 4000, rebufferMs: 4000, rebufferCount: 1, activeMs: 0 });
+    const final = mergeAcc(fired, delta);
+    expect(final).toMatchObject({ attempts: 2, plays: 2, startingMs: 1000 + 500, playingMs: 4000 + 500, rebufferMs: 4000, activeMs: 10_000 });
+    expect(final.bitsPlayed).toBe(800 * 4000);
+  });
+
   it('expires the least recently updated session at the session bound', () => {
     const ps = emptyPartitionState();
     const small = { ...cfg, maxSessions: 2 };
@@ -210,6 +234,24 @@ describe('window attribution properties', () => {
       for (const ms of tot.bitrateMs.values()) byBucket += ms;
       expect(byBucket).toBe(tot.playingMs);
       expect(tot.plays).toBeLessThanOrEqual(tot.attempts);
+    }), { numRuns: 300 });
+  });
+
+  it('with a grace period, events arriving after their window fired still land in it exactly', () => {
+    const grace = 15_000;
+    fc.assert(fc.property(fc.array(arbSession, { minLength: 1, maxLength: 6 }), fc.array(fc.integer({ min: 0, max: 200_000 }), { maxLength: 8 }), (sessions, adv) => {
+      const perSession = sessions.map((a, i) => toEvents(`s${i}`, a));
+      const all = perSession.flat().sort((x, y) => x.tsMs - y.tsMs || x.seq - y.seq);
+      const base = 1_700_000_000_000;
+      // The watermark runs up to `grace` ahead of the events still to come: windows fire before
+      // their last events arrive, but none closes before them (no late data).
+      const res = run(all, { ...cfg, graceMs: grace, sessionTimeoutMs: 10 ** 9 }, adv.map((x) => base + x), grace);
+      const truth = new Map<number, number>();
+      for (const evs of perSession) for (const [w, ms] of truthActiveByWindow(evs)) truth.set(w, (truth.get(w) ?? 0) + ms);
+      const got = new Map([...res].map(([w, acc]) => [w, acc.activeMs] as [number, number]).filter(([, ms]) => ms !== 0));
+      expect(got).toEqual(new Map([...truth].filter(([, ms]) => ms !== 0)));
+      const tot = total(res);
+      expect(tot.startingMs + tot.playingMs + tot.pausedMs + tot.seekMs + tot.rebufferMs).toBe(tot.activeMs);
     }), { numRuns: 300 });
   });
 

@@ -37,6 +37,11 @@ export interface PartitionState {
   open: Map<number, Map<string, WindowAcc>>;
   /** Deltas for windows already closed (retractions, expiry EBVS): emitted at the next advance. */
   corrections: Map<number, Map<string, WindowAcc>>;
+  /**
+   * Windows ending at or before this have fired: their on-time rows went out when the watermark
+   * passed their end; what arrives for them within the grace period goes out later as delta rows.
+   */
+  firedBeforeMs: number;
   /** Windows ending at or before this are closed (−Infinity before the first close). */
   closedBeforeMs: number;
   counters: PartitionCounters;
@@ -53,7 +58,7 @@ export type DeadLetterReason = 'late' | 'after_end';
 
 export function emptyPartitionState(): PartitionState {
   return {
-    sessions: new Map(), open: new Map(), corrections: new Map(), closedBeforeMs: -Infinity,
+    sessions: new Map(), open: new Map(), corrections: new Map(), firedBeforeMs: -Infinity, closedBeforeMs: -Infinity,
     counters: { events: 0, late: 0, reordered: 0, duplicates: 0, gaps: 0, afterEnd: 0, expired: 0, evicted: 0, skewCorrected: 0 },
   };
 }
@@ -144,10 +149,12 @@ export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: Sessio
     ps.counters.afterEnd += 1;
     return { kind: 'dead_letter', reason: 'after_end', tsMs: rawTs };
   }
-  // The state held until this event: its time up to now is known (and confirms any extrapolation).
-  attribute(ps, cfg, s.sinceMs, tsMs, s.state, s.dims, s.bitrateKbps, 1, s.dimsKey);
-  if (s.extrapolated.length > 0) s.extrapolated = [];
+  // The state held until this event: its time up to now is known. Time already attributed past the
+  // last event (extrapolated up to the fired boundary) is confirmed up to here; beyond here, retracted.
+  if (tsMs >= s.extrapolatedToMs) attribute(ps, cfg, s.extrapolatedToMs, tsMs, s.state, s.dims, s.bitrateKbps, 1, s.dimsKey);
+  else attribute(ps, cfg, tsMs, s.extrapolatedToMs, s.state, s.dims, s.bitrateKbps, -1, s.dimsKey);
   s.sinceMs = tsMs;
+  s.extrapolatedToMs = tsMs;
   s.lastTsMs = tsMs;
   const dims = mergeDims(s.dims, e.dims);
   if (dims !== s.dims) {
@@ -198,8 +205,8 @@ export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: Sessio
  * its last event.
  */
 function expire(ps: PartitionState, cfg: ProcessorSettings, s: Session): void {
-  for (const p of s.extrapolated) attribute(ps, cfg, p.fromMs, p.toMs, p.state, p.dims, p.bitrateKbps, -1);
-  s.extrapolated = [];
+  attribute(ps, cfg, s.sinceMs, s.extrapolatedToMs, s.state, s.dims, s.bitrateKbps, -1, s.dimsKey);
+  s.extrapolatedToMs = s.sinceMs;
   if (s.state === 'starting' && s.attemptTsMs !== null && s.lastTsMs - s.attemptTsMs >= cfg.ebvsMinMs) {
     accAt(ps, cfg, s.lastTsMs, s.dims).ebvs += 1;
   }
@@ -214,24 +221,34 @@ function evictOldest(ps: PartitionState, cfg: ProcessorSettings): void {
 }
 
 /**
- * Moves event time forward to `watermarkMs`: expires sessions silent for sessionTimeoutMs, closes
- * every window whose end + grace ≤ watermark, and returns the rows to emit (closed windows and
- * corrections to earlier ones). Open states are attributed up to the closed boundary (a state holds
- * until an event changes it); that extrapolated time is retracted if the session then expires.
+ * Moves event time forward to `watermarkMs`:
+ * - expires sessions silent for sessionTimeoutMs;
+ * - fires every window whose end ≤ watermark: its rows go out now (on time, not after the grace
+ *   period), with the open states of active sessions attributed up to that boundary (a state holds
+ *   until an event changes it; the next event confirms that time or retracts what it overshot, and
+ *   expiry retracts it);
+ * - closes every window whose end + grace ≤ watermark: later events for it are late (applied at the
+ *   close boundary and dead-lettered).
+ * Events that arrive for a fired window within its grace period, and retractions, accumulate as
+ * deltas and go out at the next advance that moves a boundary. Every row is additive (sums,
+ * histogram counts), so a window's value is the sum of its rows: exact once it has closed, and
+ * complete up to the watermark from the moment it fired.
  */
 export function advance(ps: PartitionState, cfg: ProcessorSettings, watermarkMs: number): WindowOutput[] {
+  const newFired = windowStartOf(watermarkMs, cfg.windowMs);
   const newClosed = windowStartOf(watermarkMs - cfg.graceMs, cfg.windowMs);
-  if (!(newClosed > ps.closedBeforeMs)) return [];
+  if (!(newFired > ps.firedBeforeMs) && !(newClosed > ps.closedBeforeMs)) return [];
   for (const s of ps.sessions.values()) {
     if (watermarkMs - s.lastTsMs < cfg.sessionTimeoutMs) break;
     ps.counters.expired += 1;
     expire(ps, cfg, s);
   }
+  const fireTo = Math.max(newFired, ps.firedBeforeMs);
+  const closeTo = Math.max(newClosed, ps.closedBeforeMs);
   for (const s of ps.sessions.values()) {
-    if (!ACTIVE_STATES.has(s.state) || s.sinceMs >= newClosed) continue;
-    attribute(ps, cfg, s.sinceMs, newClosed, s.state, s.dims, s.bitrateKbps, 1, s.dimsKey);
-    s.extrapolated.push({ fromMs: s.sinceMs, toMs: newClosed, state: s.state, dims: s.dims, bitrateKbps: s.bitrateKbps });
-    s.sinceMs = newClosed;
+    if (!ACTIVE_STATES.has(s.state) || s.extrapolatedToMs >= fireTo) continue;
+    attribute(ps, cfg, s.extrapolatedToMs, fireTo, s.state, s.dims, s.bitrateKbps, 1, s.dimsKey);
+    s.extrapolatedToMs = fireTo;
   }
   const out: WindowOutput[] = [];
   const drain = (table: Map<number, Map<string, WindowAcc>>, w: number): void => {
@@ -241,7 +258,8 @@ export function advance(ps: PartitionState, cfg: ProcessorSettings, watermarkMs:
     table.delete(w);
   };
   for (const w of [...ps.corrections.keys()].sort((a, b) => a - b)) drain(ps.corrections, w);
-  for (const w of [...ps.open.keys()].sort((a, b) => a - b)) if (w + cfg.windowMs <= newClosed) drain(ps.open, w);
-  ps.closedBeforeMs = newClosed;
+  for (const w of [...ps.open.keys()].sort((a, b) => a - b)) if (w + cfg.windowMs <= fireTo) drain(ps.open, w);
+  ps.firedBeforeMs = fireTo;
+  ps.closedBeforeMs = closeTo;
   return out;
 }

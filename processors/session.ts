@@ -11,22 +11,18 @@ export type SessionState = 'init' | 'starting' | 'playing' | 'paused' | 'seeking
 export const ACTIVE_STATES: ReadonlySet<SessionState> = new Set(['starting', 'playing', 'paused', 'seeking', 'rebuffering']);
 export const TERMINAL_STATES: ReadonlySet<SessionState> = new Set(['ended', 'failed', 'quit']);
 
-/** Time attributed beyond the last event, retracted if the session expires without another event. */
-export interface ExtrapolatedPiece {
-  fromMs: number;
-  toMs: number;
-  state: SessionState;
-  dims: Dims;
-  bitrateKbps: number;
-}
-
 export interface Session {
   id: string;
   state: SessionState;
   started: boolean;
   attemptTsMs: number | null;
-  /** Attribution cursor: the state's time is attributed up to here. */
+  /** Event time of the last event applied (after clamping): the state's time is known up to here. */
   sinceMs: number;
+  /**
+   * ≥ sinceMs: the state's time is attributed up to here — beyond sinceMs by extrapolation to the
+   * fired boundary (the state holds until an event changes it), confirmed or retracted later.
+   */
+  extrapolatedToMs: number;
   lastTsMs: number;
   lastSeq: number;
   /** Bitmap of recently seen seqs below lastSeq (bit i = lastSeq − 1 − i), to tell duplicates from reordering. */
@@ -38,15 +34,26 @@ export interface Session {
   bitrateKbps: number;
   droppedFrames: number;
   clockOffsetMs: number;
-  extrapolated: ExtrapolatedPiece[];
 }
 
 export function newSession(id: string, dims: Dims, tsMs: number, clockOffsetMs: number): Session {
   const own = { ...dims };
   return {
-    id, state: 'init', started: false, attemptTsMs: null, sinceMs: tsMs, lastTsMs: tsMs, lastSeq: -1, seenBelow: 0,
-    dims: own, dimsKey: dimsKey(own), bitrateKbps: 0, droppedFrames: 0, clockOffsetMs, extrapolated: [],
+    id, state: 'init', started: false, attemptTsMs: null, sinceMs: tsMs, extrapolatedToMs: tsMs, lastTsMs: tsMs, lastSeq: -1, seenBelow: 0,
+    dims: own, dimsKey: dimsKey(own), bitrateKbps: 0, droppedFrames: 0, clockOffsetMs,
   };
+}
+
+/**
+ * A session as stored by an earlier version (changelog, checkpoint file) in today's shape. Before
+ * windows fired on time, extrapolation moved `sinceMs` itself and kept the pieces in `extrapolated`:
+ * the first piece starts at the last event, and the old `sinceMs` is where attribution reached.
+ */
+export function upgradeSession(raw: Session & { extrapolated?: Array<{ fromMs: number }> }): Session {
+  if (typeof raw.extrapolatedToMs === 'number') return raw;
+  const { extrapolated, ...s } = raw;
+  const first = extrapolated?.[0];
+  return { ...s, sinceMs: first === undefined ? s.sinceMs : first.fromMs, extrapolatedToMs: s.sinceMs };
 }
 
 /** What a single event does to its session, beyond the time attributed before it. */

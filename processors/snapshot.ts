@@ -2,7 +2,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { emptyAcc, type WindowAcc } from './accumulator.js';
 import type { PartitionState } from './partition.js';
-import type { Session } from './session.js';
+import { upgradeSession, type Session } from './session.js';
 
 /**
  * Processor state checkpoints. The embedded runtime writes one file per input partition on a graceful
@@ -46,18 +46,22 @@ export function serializePartition(ps: PartitionState): unknown {
     sessions: [...ps.sessions.values()],
     open: tableToJson(ps.open),
     corrections: tableToJson(ps.corrections),
+    firedBeforeMs: Number.isFinite(ps.firedBeforeMs) ? ps.firedBeforeMs : null,
     closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null,
     counters: ps.counters,
   };
 }
 
 export function deserializePartition(j: unknown): PartitionState {
-  const o = j as { sessions: Session[]; open: TableJson; corrections: TableJson; closedBeforeMs: number | null; counters: PartitionState['counters'] };
+  const o = j as { sessions: Session[]; open: TableJson; corrections: TableJson; firedBeforeMs?: number | null; closedBeforeMs: number | null; counters: PartitionState['counters'] };
+  const closedBeforeMs = o.closedBeforeMs ?? -Infinity;
   return {
-    sessions: new Map(o.sessions.map((s) => [s.id, s])),
+    sessions: new Map(o.sessions.map((s) => [s.id, upgradeSession(s)])),
     open: tableFromJson(o.open),
     corrections: tableFromJson(o.corrections),
-    closedBeforeMs: o.closedBeforeMs ?? -Infinity,
+    // A checkpoint from before on-time firing: nothing fired beyond what had closed.
+    firedBeforeMs: o.firedBeforeMs ?? closedBeforeMs,
+    closedBeforeMs,
     counters: o.counters,
   };
 }

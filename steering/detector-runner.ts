@@ -6,8 +6,8 @@ import { createDetectorState, evaluate, observe, type DetectorConfigInput, type 
 import type { SteeringService } from './service.js';
 
 /**
- * The detector role's shell around the pure detector: consume qoe.metrics.v1 (closed windows, as
- * deltas), feed observe(), evaluate windows once complete, submit decisions to the steering service.
+ * The detector role's shell around the pure detector: consume qoe.metrics.v1 (fired windows and
+ * their later deltas), feed observe(), evaluate windows once complete, submit decisions to the steering service.
  *
  * A window is complete when a later window has been seen (the processor emits windows in order per
  * partition), or, when nothing arrives for a window's length of wall time, up to the newest seen.
