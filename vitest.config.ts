@@ -6,10 +6,6 @@ export default defineConfig({
     exclude: [
       'node_modules/**',
       'dist/**',
-      // Known intermittent failure, kept out of `npm test` until fixed (issue 3): with a broker of a
-      // 3-broker cluster SIGKILLed, a run lost ~110 of 36k beacons already answered 202. Run it with
-      // `npm run test:cluster`.
-      ...(process.env.QOE_RUN_CLUSTER_TEST === '1' ? [] : ['test/kafka-cluster.test.ts']),
     ],
     // chDB binds one data directory per process: keep test files in separate processes.
     pool: 'forks',

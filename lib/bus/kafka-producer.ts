@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Kafka, Producer } from 'kafkajs';
-import { CompressionTypes } from 'kafkajs';
+import type { ICustomPartitioner, Kafka, Producer, RecordMetadata, Transaction } from 'kafkajs';
+import { CompressionTypes, Partitioners } from 'kafkajs';
 import { QoeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { BusMessage, BusProducer, OffsetCommit, TopicMessages } from './types.js';
@@ -50,6 +50,16 @@ interface Waiter {
  * goes on, so it may still be written (a client retrying it makes a duplicate, which the processor
  * drops by (sessionId, seq)).
  *
+ * Every partition written, or an error (`sendAllPartitions`): kafkajs 2.2.4's sendBatch, when a
+ * request to one broker fails and the retry finds that broker's partitions now led by a broker that
+ * already answered in the first attempt, never re-sends them and still resolves — the records are
+ * silently dropped (seen as lost 202-answered beacons when a leader is killed in a 3-broker
+ * cluster). So partitions are pinned on the first attempt (`pinningPartitioner`), every response is
+ * checked against the partitions sent, and a send with a partition missing fails like any other
+ * failed send (producer replaced; ingest answers 503, a transaction is aborted and retried). Re-sending
+ * just the missing partitions with the same producer was tried and wrote records twice in 2 of 5 runs
+ * of test/kafka-cluster.test.ts.
+ *
  * Transactions (`sendWithOffsets`, and `send` on a transactional producer, which kafkajs requires to
  * go through a transaction) run one at a time; on error the transaction is aborted and the producer
  * replaced for the same reason (InitProducerId with the same transactional id also fences and
@@ -72,6 +82,7 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
+      createPartitioner: pinningPartitioner,
       retry: { retries: deps.retries },
       ...(transactionalId === undefined ? {} : { transactionalId, transactionTimeout: deps.transactionTimeoutMs }),
     });
@@ -100,8 +111,9 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
     try {
       plain ??= connect();
       const producer = await plain;
-      await producer.sendBatch({ topicMessages, acks: -1, compression, timeout: deps.requestTimeoutMs });
+      await sendAllPartitions(producer, topicMessages, { compression, timeout: deps.requestTimeoutMs });
     } catch (err) {
+      if (err instanceof PartitionsNotAcknowledged) deps.log.warn({ err }, 'kafka send refused: a partition went unacknowledged');
       discard('plain');
       throw busError('send', err, { topics: topicMessages.map((t) => t.topic) });
     }
@@ -167,7 +179,9 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
         throw busError('transaction', err);
       });
       try {
-        if (topicMessages.length > 0) await tx.sendBatch({ topicMessages, acks: -1, compression, timeout: deps.requestTimeoutMs });
+        if (topicMessages.length > 0) {
+          await sendAllPartitions(tx, topicMessages, { compression, timeout: deps.requestTimeoutMs });
+        }
         if (offsets !== undefined && offsets.offsets.length > 0) {
           const topics = [...groupPartitions(offsets.offsets)].map(([topic, list]) => ({
             topic,
@@ -220,4 +234,52 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
       await Promise.all(all.map((p) => p?.then((x) => x.disconnect()).catch(() => undefined)));
     },
   };
+}
+
+type OutMessages = ReturnType<typeof mergeByTopic>;
+
+/**
+ * kafkajs's DefaultPartitioner (murmur2 of the key, as the Java client), writing the partition it
+ * chose into the message, so a re-send goes to the same partition and the caller knows which
+ * partitions a batch touched.
+ */
+export const pinningPartitioner: ICustomPartitioner = () => {
+  const base = Partitioners.DefaultPartitioner();
+  return (args) => {
+    const partition = base(args);
+    (args.message as { partition?: number }).partition = partition;
+    return partition;
+  };
+};
+
+/** The topic/partition pairs of `topicMessages` that `answered` does not acknowledge. */
+export function unacknowledged(topicMessages: OutMessages, answered: RecordMetadata[]): OutMessages {
+  const ok = new Set(answered.filter((r) => r.errorCode === 0).map((r) => `${r.topicName}\u0000${r.partition}`));
+  const out: OutMessages = [];
+  for (const { topic, messages } of topicMessages) {
+    const missing = messages.filter((m) => m.partition === undefined || !ok.has(`${topic}\u0000${m.partition}`));
+    if (missing.length > 0) out.push({ topic, messages: missing });
+  }
+  return out;
+}
+
+/**
+ * sendBatch, then an error unless every partition sent to was acknowledged (see the header). Not
+ * re-sent here: the caller's failure path (a new producer, a 503 to the client, or an aborted
+ * transaction retried whole) is the one that is known to keep acknowledged records exactly once.
+ */
+async function sendAllPartitions(
+  sender: Pick<Producer | Transaction, 'sendBatch'>,
+  topicMessages: OutMessages,
+  opts: { compression: CompressionTypes; timeout: number },
+): Promise<void> {
+  const answered = await sender.sendBatch({ topicMessages, acks: -1, compression: opts.compression, timeout: opts.timeout });
+  const missing = unacknowledged(topicMessages, answered);
+  if (missing.length === 0) return;
+  const where = missing.map((t) => `${t.topic}[${[...new Set(t.messages.map((m) => m.partition))].join(',')}]`).join(' ');
+  throw new PartitionsNotAcknowledged(`kafkajs resolved a send without acknowledging partitions ${where} (leader moved during the send)`);
+}
+
+class PartitionsNotAcknowledged extends Error {
+  override name = 'PartitionsNotAcknowledged';
 }

@@ -85,7 +85,26 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     return x;
   }
 
+  /**
+   * Creates what is missing and checks what exists. A retriable failure is tried again (up to about
+   * 20 s): right after a topic is created, a broker that has not yet received its metadata answers
+   * UNKNOWN_TOPIC_OR_PARTITION, which kafkajs's createTopics waitForLeaders does not wait out.
+   */
   async function createTopics(specs: TopicSpec[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await createTopicsOnce(specs);
+        return;
+      } catch (err) {
+        const retriable = (err as { cause?: { retriable?: unknown } }).cause?.retriable === true;
+        if (!retriable || attempt >= 8) throw err;
+        log.warn({ err, attempt }, 'kafka createTopics failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+      }
+    }
+  }
+
+  async function createTopicsOnce(specs: TopicSpec[]): Promise<void> {
     if (specs.length === 0) return;
     try {
       const a = await getAdmin();

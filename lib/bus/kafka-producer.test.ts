@@ -1,0 +1,58 @@
+import { Partitioners, type PartitionMetadata } from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { pinningPartitioner, unacknowledged } from './kafka-producer.js';
+
+const meta = (n: number): PartitionMetadata[] =>
+  Array.from({ length: n }, (_, i) => ({ partitionId: i, leader: 1, replicas: [1], isr: [1], partitionErrorCode: 0, offlineReplicas: [] }));
+
+describe('pinningPartitioner', () => {
+  it('chooses what kafkajs DefaultPartitioner chooses and writes it into the message', () => {
+    const pin = pinningPartitioner();
+    const base = Partitioners.DefaultPartitioner();
+    for (let i = 0; i < 200; i++) {
+      const message = { key: `session-${i}`, value: Buffer.from('x') } as { key: string; value: Buffer; partition?: number };
+      const expected = base({ topic: 't', partitionMetadata: meta(8), message: { ...message } });
+      expect(pin({ topic: 't', partitionMetadata: meta(8), message })).toBe(expected);
+      expect(message.partition).toBe(expected);
+    }
+  });
+
+  it('keeps an explicit partition', () => {
+    const message = { key: 'k', value: Buffer.from('x'), partition: 5 };
+    expect(pinningPartitioner()({ topic: 't', partitionMetadata: meta(8), message })).toBe(5);
+  });
+});
+
+describe('unacknowledged', () => {
+  const m = (partition: number | undefined, v: string) => ({ key: v, value: Buffer.from(v), ...(partition === undefined ? {} : { partition }) });
+  const sent = [
+    { topic: 'a', messages: [m(0, 'a0'), m(1, 'a1'), m(1, 'a1b'), m(2, 'a2')] },
+    { topic: 'b', messages: [m(0, 'b0')] },
+  ];
+
+  it('is empty when every partition sent to answered without error', () => {
+    const answered = [
+      { topicName: 'a', partition: 0, errorCode: 0 }, { topicName: 'a', partition: 1, errorCode: 0 },
+      { topicName: 'a', partition: 2, errorCode: 0 }, { topicName: 'b', partition: 0, errorCode: 0 },
+    ];
+    expect(unacknowledged(sent, answered)).toEqual([]);
+  });
+
+  it('returns the messages of partitions missing from the answer (kafkajs dropped them on a leader change)', () => {
+    // The broker that led a/1 and b/0 died; the retry found them led by a broker that had answered.
+    const answered = [{ topicName: 'a', partition: 0, errorCode: 0 }, { topicName: 'a', partition: 2, errorCode: 0 }];
+    expect(unacknowledged(sent, answered).map((t) => [t.topic, t.messages.map((x) => x.key)])).toEqual([
+      ['a', ['a1', 'a1b']],
+      ['b', ['b0']],
+    ]);
+  });
+
+  it('counts an answer with an error code, or a message never partitioned, as not acknowledged', () => {
+    const answered = [
+      { topicName: 'a', partition: 0, errorCode: 6 }, { topicName: 'a', partition: 1, errorCode: 0 },
+      { topicName: 'a', partition: 2, errorCode: 0 }, { topicName: 'b', partition: 0, errorCode: 0 },
+    ];
+    expect(unacknowledged(sent, answered).map((t) => t.messages.map((x) => x.key))).toEqual([['a0']]);
+    expect(unacknowledged([{ topic: 'b', messages: [m(undefined, 'z')] }], answered)[0]?.messages[0]?.key).toBe('z');
+  });
+});
