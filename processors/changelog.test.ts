@@ -4,7 +4,7 @@ import { createMemoryBus } from '../lib/bus/memory.js';
 import { normalizeEvent } from '../ingest/normalize.js';
 import type { BeaconEvent } from '../ingest/beacon-schema.js';
 import { planRun } from '../sim/simulate.js';
-import { createTracker, diffPartition, noteTouch, restorePartition } from './changelog.js';
+import { createTracker, diffPartition, markOf, movedSince, noteTouch, restorePartition } from './changelog.js';
 import { advance, applyEvent, emptyPartitionState, type ProcessorSettings } from './partition.js';
 import { serializePartition } from './snapshot.js';
 import { newSession, upgradeSession } from './session.js';
@@ -22,11 +22,12 @@ describe('processor state changelog', () => {
     const tracker = createTracker(0);
     const log: BusRecord[] = [];
     let offset = 0;
-    for (let i = 0; i < events.length; i += 97) {
-      const before = { closed: ps.closedBeforeMs, evicted: ps.counters.evicted };
+    // Batches small enough that a window often fires in one batch and closes in a later one.
+    for (let i = 0; i < events.length; i += 17) {
+      const before = markOf(ps);
       const touched: string[] = [];
       let maxTs = -Infinity;
-      for (const e of events.slice(i, i + 97)) {
+      for (const e of events.slice(i, i + 17)) {
         const se = normalizeEvent(e as BeaconEvent, undefined, { receivedAtMs: e.ts, clientHash: 'x' });
         const res = applyEvent(ps, cfg, se);
         touched.push(se.sessionId);
@@ -35,7 +36,7 @@ describe('processor state changelog', () => {
         maxTs = Math.max(maxTs, se.tsMs);
       }
       advance(ps, cfg, maxTs - 1000);
-      const all = ps.closedBeforeMs !== before.closed || ps.counters.evicted !== before.evicted;
+      const all = movedSince(before, ps);
       const diff = diffPartition(ps, tracker, { maxTsMs: maxTs, sessions: all ? 'all' : touched });
       for (const m of diff.messages) log.push({ topic: 'cl', partition: 0, offset: log.length, key: m.key, value: m.value, timestampMs: 0 });
       diff.commit();

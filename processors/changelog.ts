@@ -48,6 +48,25 @@ interface SessionRecord {
   s: Session;
 }
 
+/**
+ * What decides whether a commit must diff every session rather than the ones its batch touched:
+ * moving the fired boundary extrapolates every active session, moving the closed boundary or an
+ * eviction can change sessions the batch never touched.
+ */
+export interface StateMark {
+  firedBeforeMs: number;
+  closedBeforeMs: number;
+  evicted: number;
+}
+
+export function markOf(ps: PartitionState): StateMark {
+  return { firedBeforeMs: ps.firedBeforeMs, closedBeforeMs: ps.closedBeforeMs, evicted: ps.counters.evicted };
+}
+
+export function movedSince(mark: StateMark, ps: PartitionState): boolean {
+  return ps.firedBeforeMs !== mark.firedBeforeMs || ps.closedBeforeMs !== mark.closedBeforeMs || ps.counters.evicted !== mark.evicted;
+}
+
 /** What the changelog holds for one partition as of the last committed transaction. */
 export interface ChangelogTracker {
   readonly partition: number;

@@ -6,7 +6,7 @@ import { decodeSessionEvent } from '../schemas/codec.js';
 import { advance, applyEvent, emptyPartitionState, type PartitionState, type ProcessorSettings } from './partition.js';
 import { encodeMetricsRecord, toMetricsRecord } from './metrics-record.js';
 import { deserializePartition, serializePartition, type CheckpointStore } from './snapshot.js';
-import { BARRIER_KEY, diffPartition, noteTouch, restorePartition, type ChangelogTracker } from './changelog.js';
+import { BARRIER_KEY, diffPartition, markOf, movedSince, noteTouch, restorePartition, type ChangelogTracker, type StateMark } from './changelog.js';
 import {
   createWatermarkTracker, currentWatermark, forgetPartition, observeEventTime, trackPartition, type WatermarkSettings,
 } from './watermark.js';
@@ -133,7 +133,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
    */
   async function commitPartition(
     partition: number, outputs: TopicMessages[], offset: number | undefined,
-    before: { closedBeforeMs: number; evicted: number }, sessions: Iterable<string>,
+    before: StateMark, sessions: Iterable<string>,
   ): Promise<void> {
     const ps = stateOf(partition);
     const t = trackers.get(partition);
@@ -142,7 +142,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       await sendKeeping(partition, outputs, offsets);
       return;
     }
-    const all = ps.closedBeforeMs !== before.closedBeforeMs || ps.counters.evicted !== before.evicted;
+    const all = movedSince(before, ps);
     const diff = diffPartition(ps, t, { maxTsMs: tracker.partitions.get(partition)?.maxTsMs ?? null, sessions: all ? 'all' : sessions });
     const batches = [...outputs, { topic: TOPICS.processorState, messages: diff.messages }].filter((b) => b.messages.length > 0);
     if (batches.length === 0 && offsets.length === 0) return;
@@ -165,7 +165,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       return;
     }
     const ps = stateOf(p);
-    const before = { closedBeforeMs: ps.closedBeforeMs, evicted: ps.counters.evicted };
+    const before = markOf(ps);
     const touched = new Set<string>();
     const dead: BusMessage[] = [];
     const now0 = now();
@@ -213,9 +213,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const wm = currentWatermark(tracker, settings, now());
     for (const [partition, ps] of states) {
       if (broken) return;
-      const before = { closedBeforeMs: ps.closedBeforeMs, evicted: ps.counters.evicted };
+      const before = markOf(ps);
       const metrics = windowMessages(partition, ps, wm);
-      if (metrics.length === 0 && ps.closedBeforeMs === before.closedBeforeMs) continue;
+      if (metrics.length === 0 && !movedSince(before, ps)) continue;
       await commitPartition(partition, [{ topic: TOPICS.metrics, messages: metrics }], undefined, before, []);
     }
   }
