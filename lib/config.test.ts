@@ -24,7 +24,8 @@ describe('loadConfig', () => {
 
   it.each([
     ['PORT', '70000'], ['QOE_WINDOW_MS', '1500'], ['QOE_ROLES', 'ingest,bogus'], ['QOE_CLICKHOUSE_URL', 'ch:8123'],
-    ['QOE_TRUST_PROXY', 'maybe'], ['QOE_CLICKHOUSE_DATABASE', 'x;drop'],
+    ['QOE_TRUST_PROXY', 'maybe'], ['QOE_CLICKHOUSE_DATABASE', 'x;drop'], ['QOE_SCHEMA_REGISTRY_URL', 'registry:8081'],
+    ['QOE_SCHEMA_REGISTRY_URL', 'ftp://registry:8081'], ['QOE_SCHEMA_REGISTRY_URL', 'http://registry:8081/?x=1'],
   ])('fails fast on %s=%s, naming the variable', (name, value) => {
     let err: unknown;
     try {
@@ -34,6 +35,13 @@ describe('loadConfig', () => {
     }
     expect(isQoeError(err, 'QOE_ERR_CONFIG_INVALID')).toBe(true);
     expect((err as Error).message).toContain(name);
+  });
+
+  it('takes a schema registry URL (default none: single-object encoding) and never repeats its credentials in an error', () => {
+    expect(loadConfig({}).schemaRegistry.url).toBe('');
+    expect(loadConfig({ QOE_SCHEMA_REGISTRY_URL: 'https://u:p@sr:8081/apis/ccompat/v7' }).schemaRegistry.url).toBe('https://u:p@sr:8081/apis/ccompat/v7');
+    expect(() => loadConfig({ QOE_SCHEMA_REGISTRY_URL: 'ftp://user:hunter2@sr:8081' })).toThrow(/ftp:\/\/sr:8081/);
+    expect(() => loadConfig({ QOE_SCHEMA_REGISTRY_URL: 'ftp://user:hunter2@sr:8081' })).not.toThrow(/hunter2/);
   });
 
   it('the README configuration table matches CONFIG_SPEC', () => {

@@ -23,6 +23,7 @@ export const CONFIG_SPEC = {
   dataDir: { env: 'QOE_DATA_DIR', default: './data', doc: 'embedded runtime: chDB data and processor checkpoints' },
   roles: { env: 'QOE_ROLES', default: 'all', doc: 'comma list of ingest, processor, sink, detector, or all' },
   kafkaBrokers: { env: 'QOE_KAFKA_BROKERS', default: '', doc: 'comma list host:port; set = Kafka bus, unset = in-memory bus' },
+  schemaRegistryUrl: { env: 'QOE_SCHEMA_REGISTRY_URL', default: '', doc: 'http(s)://[user:pass@]host:port[/path] of a Confluent-compatible schema registry; set = Confluent framing (magic 0 + schema id) on Avro topics, unset = Avro single-object encoding' },
   clickhouseUrl: { env: 'QOE_CLICKHOUSE_URL', default: '', doc: 'http(s)://user:pass@host:8123; set = ClickHouse server, unset = chDB' },
   clickhouseDatabase: { env: 'QOE_CLICKHOUSE_DATABASE', default: 'qoe', doc: 'database holding the qoe_* tables' },
   partitions: { env: 'QOE_PARTITIONS', default: '8', doc: 'partitions of qoe.beacons.v1 / qoe.metrics.v1' },
@@ -61,6 +62,8 @@ export interface Config {
   roles: ReadonlySet<Role>;
   dataDir: string;
   bus: { kind: 'memory' | 'kafka'; brokers: string[]; partitions: number; maxBacklog: number };
+  /** url '' = no registry: Avro single-object encoding. */
+  schemaRegistry: { url: string };
   store: { kind: 'chdb' | 'clickhouse'; url: string; database: string; dataDir: string };
   processor: {
     windowMs: number;
@@ -137,6 +140,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (clickhouseUrl !== '' && !/^https?:\/\//.test(clickhouseUrl)) {
     throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_CLICKHOUSE_URL=${clickhouseUrl}: expected an http(s) URL`);
   }
+  const schemaRegistryUrl = registryUrl(raw(env, 'schemaRegistryUrl'));
   const windowMs = int(env, 'windowMs', 1000, 3_600_000);
   if (windowMs % 1000 !== 0) throw new QoeError('QOE_ERR_CONFIG_INVALID', 'QOE_WINDOW_MS must be a multiple of 1000');
   const origins = raw(env, 'corsOrigins');
@@ -160,6 +164,7 @@ export function loadConfig(env: Env = process.env): Config {
       partitions: int(env, 'partitions', 1, 1024),
       maxBacklog: int(env, 'busMaxBacklog', 100, 100_000_000),
     },
+    schemaRegistry: { url: schemaRegistryUrl },
     store: { kind: clickhouseUrl === '' ? 'chdb' : 'clickhouse', url: clickhouseUrl, database, dataDir },
     processor: {
       windowMs,
@@ -179,6 +184,22 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: raw(env, 'logLevel'),
   };
   return deepFreeze(config);
+}
+
+/** '' or an http(s) URL; the error never repeats the URL's credentials. */
+function registryUrl(s: string): string {
+  if (s === '') return s;
+  let u: URL | undefined;
+  try {
+    u = new URL(s);
+  } catch {
+    u = undefined;
+  }
+  if (u === undefined || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.search !== '' || u.hash !== '') {
+    const shown = u === undefined ? 'a value that is not a URL' : `${u.protocol}//${u.host}${u.pathname}`;
+    throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_SCHEMA_REGISTRY_URL: expected http(s)://[user:pass@]host[:port][/path] without query or fragment, got ${shown}`);
+  }
+  return s;
 }
 
 function detectorConfig(env: Env): Config['detector'] {

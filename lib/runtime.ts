@@ -8,7 +8,11 @@ import { createKafkaBus } from './bus/kafka.js';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { createStore } from './store/index.js';
 import { buildApp, type IngestApp } from '../ingest/app.js';
-import { encodeSessionEvent } from '../schemas/codec.js';
+import { encodeSessionEvent, sessionEventCodec } from '../schemas/codec.js';
+import { windowMetricsCodec } from '../processors/metrics-record.js';
+import { decisionCodec } from '../steering/codec.js';
+import { createSchemaRegistryClient } from './registry/client.js';
+import { createConfluentFraming, withConfluentFraming, type ConfluentFraming } from './registry/wire.js';
 import type { SessionEvent } from '../schemas/events.js';
 import { createProcessor, type Processor } from '../processors/processor.js';
 import { createSink, type Sink } from '../processors/sink.js';
@@ -59,14 +63,17 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
   const now = opts.now ?? Date.now;
   const telemetry = createTelemetry();
   const offsetsFile = join(config.dataDir, 'bus-offsets.json');
+  // Before any bus exists: with a registry configured, nothing is written until every topic's schema has its id.
+  const framing = config.schemaRegistry.url === '' ? undefined : await confluentFraming(config.schemaRegistry.url, log);
   const memoryBus: MemoryBus | undefined = opts.bus || config.bus.kind === 'kafka' ? undefined : createMemoryBus({
     maxBacklog: config.bus.maxBacklog, now, logStartOffsets: await readOffsets(offsetsFile),
     onError: (err, ctx) => log.warn({ err, ...ctx }, 'bus handler failed'),
   });
-  const bus = opts.bus ?? memoryBus ?? createKafkaBus({
+  const rawBus = opts.bus ?? memoryBus ?? createKafkaBus({
     // 10 s: a crashed member's partitions move within ~10 s (kafkajs's 30 s default doubles recovery time).
     brokers: config.bus.brokers, clientId: 'qoe-stream', log, sessionTimeoutMs: 10_000, heartbeatIntervalMs: 1000,
   });
+  const bus = framing === undefined ? rawBus : withConfluentFraming(rawBus, framing);
   const p = config.bus.partitions;
   await bus.createTopics([
     { topic: TOPICS.beacons, partitions: p },
@@ -203,6 +210,15 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
       await store.close();
     },
   };
+}
+
+/** Registers the value schema of every Avro topic (retrying while the registry is unreachable). */
+function confluentFraming(url: string, log: Logger): Promise<ConfluentFraming> {
+  return createConfluentFraming({
+    client: createSchemaRegistryClient({ url }),
+    topics: { [TOPICS.beacons]: sessionEventCodec, [TOPICS.metrics]: windowMetricsCodec, [TOPICS.steering]: decisionCodec },
+    log: log.child({ component: 'schema-registry' }),
+  });
 }
 
 /** Offsets of the embedded bus survive a restart, so downstream (src_partition, src_offset) stay unique. */

@@ -10,7 +10,7 @@ import type { WindowOutput } from './partition.js';
  * column layout of the qoe_metrics table, with the errors of the window alongside.
  */
 export const windowMetricsType = loadAvroType('window-metrics.avsc');
-const windowMetricsCodec = createAvroCodec<MetricsRecord>(windowMetricsType);
+export const windowMetricsCodec = createAvroCodec<MetricsRecord>(windowMetricsType);
 
 const DIM_COLUMNS = DIMENSIONS.map(snakeCase);
 const SUM_COLUMNS = SUM_FIELDS.map(snakeCase);

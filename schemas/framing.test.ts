@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import avro from 'avsc';
-import { createAvroCodec, crc64Avro, fingerprintOf } from './framing.js';
+import {
+  confluentHeader, confluentSchemaId, confluentToSingleObject, createAvroCodec, crc64Avro, fingerprintOf, framingOf,
+  MAX_LEARNT_WRITERS, singleObjectToConfluent,
+} from './framing.js';
+import { isQoeError } from '../lib/errors.js';
 import { decodeSessionEvent, encodeSessionEvent, loadAvroType, sessionEventType } from './codec.js';
 import { emptyDims, type SessionEvent } from './events.js';
 
@@ -55,5 +59,72 @@ describe('schema evolution', () => {
       startupMs: null, clientHash: 'h',
     };
     expect(decodeSessionEvent(encodeSessionEvent(e))).toEqual(e);
+  });
+});
+
+describe('Confluent framing', () => {
+  const intCodec = createAvroCodec<number>(avro.Type.forSchema('int'));
+
+  it('writes magic byte 0 and the schema id as a 4-byte big-endian int', () => {
+    expect([...confluentHeader(1)]).toEqual([0, 0, 0, 0, 1]);
+    expect([...confluentHeader(0x01020304)]).toEqual([0, 1, 2, 3, 4]);
+    expect([...confluentHeader(0x7fffffff)]).toEqual([0, 0x7f, 0xff, 0xff, 0xff]);
+    // Java's int: ids above 2^31 - 1 do not exist; a negative one reads back as written.
+    expect(confluentSchemaId(confluentHeader(-2))).toBe(-2);
+    expect(confluentSchemaId(Buffer.from([0, 0, 0, 1, 0, 0x99]))).toBe(256);
+  });
+
+  it('swaps headers around the same Avro body, both ways', () => {
+    const single = intCodec.encode(-3);
+    const confluent = singleObjectToConfluent(single, 42);
+    expect([...confluent]).toEqual([0, 0, 0, 0, 42, ...single.subarray(10)]);
+    expect(confluentToSingleObject(confluent, intCodec.fingerprint).equals(single)).toBe(true);
+  });
+
+  it('tells the framings apart by the first byte(s)', () => {
+    expect(framingOf(intCodec.encode(1))).toBe('single-object');
+    expect(framingOf(Buffer.from([0, 0, 0, 0, 7, 2]))).toBe('confluent');
+    expect(framingOf(Buffer.from([0, 0, 0]))).toBeUndefined(); // too short for an id
+    expect(framingOf(Buffer.from([0xc3, 0x01, 0]))).toBeUndefined(); // too short for a fingerprint
+    expect(framingOf(Buffer.from('{"reason":"late"}'))).toBeUndefined();
+  });
+
+  it('refuses a Confluent record no registry resolved with a stable error code naming the id', () => {
+    let err: unknown;
+    try {
+      intCodec.decode(Buffer.from([0, 0, 0, 1, 0, 2]));
+    } catch (e) {
+      err = e;
+    }
+    expect(isQoeError(err, 'QOE_ERR_SCHEMA_UNKNOWN_WRITER')).toBe(true);
+    expect((err as Error).message).toMatch(/schema id 256/);
+  });
+
+  it('learns a writer schema by content: a newer writer resolves into the current schema', () => {
+    const v1 = avro.Type.forSchema({ type: 'record', name: 'R', fields: [{ name: 'a', type: 'int' }] });
+    const v2 = avro.Type.forSchema({ type: 'record', name: 'R', fields: [{ name: 'a', type: 'int' }, { name: 'b', type: 'string', default: '' }] });
+    const codec = createAvroCodec<{ a: number }>(v1);
+    const fromV2 = createAvroCodec<{ a: number; b: string }>(v2).encode({ a: 7, b: 'dropped' });
+    expect(codec.reads(fingerprintOf(v2).toString('hex'))).toBe(false);
+    expect(() => codec.decode(fromV2)).toThrow(/unknown writer schema/);
+    codec.addWriter(v2);
+    expect(codec.reads(fingerprintOf(v2).toString('hex'))).toBe(true);
+    expect(codec.decode(fromV2)).toEqual({ a: 7 });
+    // A writer Avro cannot resolve is refused, and the codec is unchanged.
+    expect(() => codec.addWriter(avro.Type.forSchema({ type: 'record', name: 'R', fields: [{ name: 'a', type: 'string' }] }))).toThrow();
+  });
+
+  it('learns at most MAX_LEARNT_WRITERS writer schemas', () => {
+    const codec = createAvroCodec<Record<string, unknown>>(avro.Type.forSchema({ type: 'record', name: 'R', fields: [] }));
+    const writer = (i: number): avro.Type => avro.Type.forSchema({ type: 'record', name: 'R', fields: [{ name: `f${i}`, type: 'int' }] });
+    for (let i = 0; i < MAX_LEARNT_WRITERS; i++) codec.addWriter(writer(i));
+    codec.addWriter(writer(0)); // already known: no-op
+    let err: unknown;
+    try {
+      codec.addWriter(writer(MAX_LEARNT_WRITERS));
+    } catch (e) {
+      err = e;
+    }
+    expect(isQoeError(err, 'QOE_ERR_SCHEMA_UNKNOWN_WRITER')).toBe(true);
   });
 });

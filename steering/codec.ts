@@ -96,7 +96,7 @@ export function decisionFromAvro(rec: AvroSteeringDecision): SteeringDecision {
 }
 
 /** qoe.steering.v1 records: Avro single-object encoding (schemas/framing.ts), like every bus record. */
-const decisionCodec = createAvroCodec<AvroSteeringDecision>(steeringDecisionAvroType);
+export const decisionCodec = createAvroCodec<AvroSteeringDecision>(steeringDecisionAvroType);
 
 export function encodeDecision(d: SteeringDecision): Buffer {
   return decisionCodec.encode(decisionToAvro(d));

@@ -1,0 +1,121 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import avro from 'avsc';
+import { afterAll } from 'vitest';
+
+/**
+ * A STAND-IN for a Confluent-compatible schema registry: the REST calls qoe-stream and common
+ * clients use, on a real socket (127.0.0.1, port 0), state in memory.
+ *
+ * Why a stand-in: no real registry could be run here without Docker. Confluent's registry and
+ * Karapace are not in the registries this workplace reaches (Maven Central, PyPI); Apicurio
+ * Registry's app (io.apicurio:apicurio-registry-app 2.6.13.Final, 3.3.3) is on Maven Central only as
+ * an un-augmented Quarkus module, and several of its own modules (apicurio-registry-schema-util-provider,
+ * -contracts-rules) for those versions are not served, so it cannot be assembled. The wire format is
+ * still checked against independent implementations: Python fastavro decodes the Avro bodies after
+ * reading the schema from this registry over HTTP (test/python/decode_confluent.py).
+ *
+ * Served, as Confluent documents them: POST /subjects/{subject}/versions (idempotent per subject; one
+ * global id per distinct schema, shared across subjects), GET /schemas/ids/{id},
+ * GET /subjects, GET /subjects/{subject}/versions, GET /subjects/{subject}/versions/{n|latest}; errors as
+ * {error_code, message} (40401, 40402, 40403, 42201, 401). Not served: compatibility checks, config,
+ * deletes, references, non-Avro schema types.
+ */
+export interface StandInRegistry {
+  /** http://[user:pass@]127.0.0.1:port */
+  url: string;
+  /** Every request seen: "METHOD path". */
+  requests: string[];
+  /** Registers directly (as another producer would), returning the id. */
+  register(subject: string, schema: string): number;
+  stop(): Promise<void>;
+}
+
+interface Stored {
+  id: number;
+  schema: string;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/vnd.schemaregistry.v1+json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function bodyOf(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function startStandInRegistry(opts: { auth?: { user: string; password: string }; port?: number } = {}): Promise<StandInRegistry> {
+  const byId = new Map<number, Stored>();
+  const byText = new Map<string, Stored>();
+  const subjects = new Map<string, number[]>();
+  const requests: string[] = [];
+  const expectedAuth = opts.auth && `Basic ${Buffer.from(`${opts.auth.user}:${opts.auth.password}`).toString('base64')}`;
+
+  function register(subject: string, schema: string): number {
+    // Same schema, same id, whatever the subject (Confluent's ids are global).
+    const text = JSON.stringify(JSON.parse(schema));
+    let stored = byText.get(text);
+    if (stored === undefined) {
+      stored = { id: byId.size + 1, schema: text };
+      byId.set(stored.id, stored);
+      byText.set(text, stored);
+    }
+    const versions = subjects.get(subject) ?? [];
+    if (!versions.includes(stored.id)) versions.push(stored.id);
+    subjects.set(subject, versions);
+    return stored.id;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    requests.push(`${req.method ?? ''} ${path}`);
+    if (expectedAuth !== undefined && req.headers.authorization !== expectedAuth) return send(res, 401, { error_code: 401, message: 'Unauthorized' });
+    const parts = path.split('/').filter((p) => p !== '').map(decodeURIComponent);
+    if (req.method === 'POST' && parts.length === 3 && parts[0] === 'subjects' && parts[2] === 'versions') {
+      let schema: unknown;
+      try {
+        const body = JSON.parse(await bodyOf(req)) as { schema?: unknown; schemaType?: unknown };
+        if (body.schemaType !== undefined && body.schemaType !== 'AVRO') throw new Error('only AVRO');
+        schema = body.schema;
+        if (typeof schema !== 'string') throw new Error('schema must be a string');
+        avro.Type.forSchema(JSON.parse(schema) as avro.Schema);
+      } catch (err) {
+        return send(res, 422, { error_code: 42201, message: `Invalid schema: ${(err as Error).message}` });
+      }
+      return send(res, 200, { id: register(parts[1] ?? '', schema) });
+    }
+    if (req.method !== 'GET') return send(res, 405, { error_code: 405, message: 'Method not allowed' });
+    if (parts.length === 3 && parts[0] === 'schemas' && parts[1] === 'ids') {
+      const stored = byId.get(Number(parts[2]));
+      return stored === undefined ? send(res, 404, { error_code: 40403, message: 'Schema not found' }) : send(res, 200, { schema: stored.schema });
+    }
+    if (parts.length === 1 && parts[0] === 'subjects') return send(res, 200, [...subjects.keys()]);
+    const versions = parts[0] === 'subjects' ? subjects.get(parts[1] ?? '') : undefined;
+    if (versions === undefined) return send(res, 404, { error_code: 40401, message: 'Subject not found' });
+    if (parts.length === 3 && parts[2] === 'versions') return send(res, 200, versions.map((_, i) => i + 1));
+    if (parts.length === 4 && parts[2] === 'versions') {
+      const n = parts[3] === 'latest' ? versions.length : Number(parts[3]);
+      const id = versions[n - 1];
+      const stored = id === undefined ? undefined : byId.get(id);
+      if (stored === undefined) return send(res, 404, { error_code: 40402, message: 'Version not found' });
+      return send(res, 200, { subject: parts[1], version: n, id: stored.id, schema: stored.schema });
+    }
+    return send(res, 404, { error_code: 404, message: 'Not found' });
+  }
+
+  const server = createServer((req, res) => void handle(req, res).catch((err: unknown) => send(res, 500, { error_code: 50001, message: String(err) })));
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const userinfo = opts.auth ? `${encodeURIComponent(opts.auth.user)}:${encodeURIComponent(opts.auth.password)}@` : '';
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopped ??= new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  }));
+  afterAll(stop);
+  return { url: `http://${userinfo}127.0.0.1:${port}`, requests, register, stop };
+}
