@@ -75,6 +75,18 @@ export interface DetectorConfig {
    * exponential durations; the dispersion measured on the history is used when larger).
    */
   rebufferDispersion: number;
+  /**
+   * rebuffer_ratio count evidence (stalls.ts): minimum quasi-Poisson dispersion of rebuffering-episode
+   * counts (1 = Poisson; the Pearson dispersion measured on the history is used when larger).
+   * The own test on counts uses zOwn / zTrimmed, the peer test zPeer, the slow path the CUSUM settings.
+   */
+  stallDispersion: number;
+  /**
+   * Own test on episode counts: z (exact Poisson tail) ≥ zStalls. Higher than zOwn: it is OR-ed with
+   * the stall-time test, and conditional on an extreme count the peer, trimmed and persistence gates
+   * add little (one false demotion per simulated week at 5).
+   */
+  zStalls: number;
   /** Persistence: at least k of the last m windows individually ≥ elevatedRatio × baseline. */
   elevatedRatio: number;
   persistenceK: number;
@@ -128,6 +140,8 @@ export const DEFAULT_DETECTOR_CONFIG: Readonly<DetectorConfig> = Object.freeze({
   peerRatioThreshold: 1.5,
   zPeer: 4,
   rebufferDispersion: 2,
+  stallDispersion: 1,
+  zStalls: 5.5,
   elevatedRatio: 1.5,
   persistenceK: 2,
   persistenceM: 3,
@@ -173,6 +187,7 @@ export function resolveDetectorConfig(input: DetectorConfigInput = {}): Detector
   if (!(cfg.spanWindows >= 1 && cfg.scaleRefreshWindows >= 1)) fail('spanWindows and scaleRefreshWindows must be ≥ 1');
   if (!(cfg.maxRunWindows >= cfg.spanWindows)) fail('maxRunWindows must be ≥ spanWindows');
   if (!(cfg.cusumDesignRatio > 1 && cfg.cusumStepCap > 0)) fail('need cusumDesignRatio > 1 and cusumStepCap > 0');
+  if (!(cfg.stallDispersion >= 1 && cfg.rebufferDispersion >= 1)) fail('stallDispersion and rebufferDispersion must be ≥ 1');
   if (!(cfg.recoveryWindows >= 1)) fail('recoveryWindows must be ≥ 1');
   if (!(cfg.maxPendingWindows >= 1 && cfg.maxScopes >= 1 && cfg.maxCatchUpWindows >= 1)) fail('bounds must be ≥ 1');
   return cfg;

@@ -81,7 +81,9 @@ function decision(state: DetectorState, scope: ScopeState, action: SteeringActio
 function detail(v: Verdict, extra: string): string {
   const peer = v.bestPeer ? `, best peer ${v.bestPeer.cdn} ${fmt(v.bestPeer.value)} (z ${fmt(v.peerScore)})` : '';
   const win = v.window ? `, last window ${fmt(v.window.value)}` : '';
-  return `${extra}: level ${fmt(v.level.value)} over ${v.runWindows} windows (volume ${fmt(v.level.volume)})${win}, cusum ${fmt(v.cusum)}${peer}`;
+  const stalls = v.evidence === 'stalls' && v.level.stalls !== undefined
+    ? `, on stall episodes: ${v.level.stalls} in ${fmt((v.level.exposureMs ?? 0) / 1000)} s of playing` : '';
+  return `${extra}: level ${fmt(v.level.value)} over ${v.runWindows} windows (volume ${fmt(v.level.volume)})${win}${stalls}, cusum ${fmt(v.cusum)}${peer}`;
 }
 
 /** Judges one window of one scope and returns at most one decision (the cap: one CDN moved). */

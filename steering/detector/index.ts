@@ -12,4 +12,6 @@ export {
   createDetectorState, currentPriority, neutralPriorityFor, scopeKey,
   type DetectorState, type DetectorStats, type ScopeState,
 } from './state.js';
-export { cusumUpdate, ewmaAlphaForSpan, ewmaUpdate, robustZ, MAD_TO_SIGMA, type RobustZ, type RobustZOptions } from './stats.js';
+export {
+  cusumUpdate, ewmaAlphaForSpan, ewmaUpdate, pearsonDispersion, poissonExcessZ, rateRatioZ, robustZ, MAD_TO_SIGMA, type RobustZ, type RobustZOptions,
+} from './stats.js';

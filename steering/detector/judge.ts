@@ -3,6 +3,7 @@ import type { DetectorConfig, DetectorMetric } from './config.js';
 import { DETECTOR_METRICS } from './config.js';
 import { concurrentSessions, observeMetric, poolObservations, type MetricObservation, type SeriesAgg } from './series.js';
 import type { CdnState, MetricState, ScopeState } from './state.js';
+import { refreshStallDispersion, stallBaseline, stallOwnZ, stallPeerTest, stallsTrimmedHold, stallsWorse, type StallBaseline } from './stalls.js';
 import {
   MAD_TO_SIGMA, binomialUpperTail, countTrue, cusumUpdate, ewmaAlphaForSpan, ewmaUpdate, poissonUpperTail, pushBounded, zFromUpperTail,
 } from './stats.js';
@@ -34,7 +35,16 @@ export interface Verdict {
   /** Robust z of the span level against the own baseline. */
   score: number;
   cusum: number;
+  /** The own test fired on the level (ratio / percentile), or — rebuffer_ratio — on episode counts. */
   ownBad: boolean;
+  ownLevel: boolean;
+  ownStalls: boolean;
+  /** rebuffer_ratio count evidence: the windows it was judged over (the span or the CUSUM's run) and its z. */
+  stallLevel: MetricObservation | null;
+  stallRunWindows: number;
+  stallScore: number;
+  /** Which evidence made the CDN bad: 'level' (stall time, failures, percentiles) or 'stalls' (episode counts). */
+  evidence: 'level' | 'stalls';
   /** Best other not-demoted CDN of the scope in this window (filled after all own verdicts). */
   bestPeer: { cdn: string; value: number } | null;
   peerScore: number;
@@ -103,12 +113,20 @@ function pooledSince(metric: DetectorMetric, ms: MetricState, fromEndMs: number)
 }
 
 /** Poisson CUSUM step: log-likelihood ratio of rate ×ρ against the baseline for this window. */
-function cusumStep(config: DetectorConfig, ms: MetricState, metric: DetectorMetric, obs: MetricObservation, baseline: number, endMs: number): void {
-  const pc = pseudoCounts(config, ms, metric);
-  if (pc === null) return;
+function cusumStep(
+  config: DetectorConfig, ms: MetricState, metric: DetectorMetric, obs: MetricObservation, baseline: number, endMs: number, sb: StallBaseline | null,
+): void {
   const rho = config.cusumDesignRatio;
-  const floor = Math.max(baseline, config.metrics[metric].absFloor);
-  const llr = (obs.num / pc) * Math.log(rho) - ((floor * obs.den) / pc) * (rho - 1);
+  let llr: number;
+  if (sb) {
+    // rebuffer_ratio with a stall baseline: the CUSUM runs on episode counts (see stalls.ts).
+    llr = ((obs.stalls ?? 0) / sb.phi) * Math.log(rho) - ((sb.floorRate * (obs.exposureMs ?? 0)) / sb.phi) * (rho - 1);
+  } else {
+    const pc = pseudoCounts(config, ms, metric);
+    if (pc === null) return;
+    const floor = Math.max(baseline, config.metrics[metric].absFloor);
+    llr = (obs.num / pc) * Math.log(rho) - ((floor * obs.den) / pc) * (rho - 1);
+  }
   const was = ms.cusum;
   ms.cusum = cusumUpdate(ms.cusum, llr, 0, config.cusumStepCap);
   if (ms.cusum === 0) ms.cusumRunStartMs = null;
@@ -120,12 +138,16 @@ function cusumStep(config: DetectorConfig, ms: MetricState, metric: DetectorMetr
  * window must still be worse than the baseline (ratio) with z ≥ zTrimmed. With spanWindows = 1
  * there is nothing to trim.
  */
+function spanWindowsOf(config: DetectorConfig, ms: MetricState, endMs: number): MetricObservation[] {
+  const from = endMs - (config.spanWindows - 1) * config.windowMs;
+  return ms.recent.filter((r) => r.endMs >= from).map((r) => r.obs);
+}
+
 function trimmedHolds(
   config: DetectorConfig, ms: MetricState, metric: DetectorMetric, baseline: number, pc: number | null, endMs: number,
   worse: (o: MetricObservation) => boolean,
 ): boolean {
-  const from = endMs - (config.spanWindows - 1) * config.windowMs;
-  const inSpan = ms.recent.filter((r) => r.endMs >= from).map((r) => r.obs);
+  const inSpan = spanWindowsOf(config, ms, endMs);
   if (inSpan.length < 2) return true;
   let worst = 0;
   inSpan.forEach((o, i) => {
@@ -149,11 +171,13 @@ function judgeOwn(config: DetectorConfig, ms: MetricState, metric: DetectorMetri
   const baseline = baselineOf(ms, config);
   const v: Verdict = {
     metric, window: obs, span, level: span, runWindows: config.spanWindows, baseline, spanScale: null, score: 0, cusum: ms.cusum,
-    ownBad: false, bestPeer: null, peerScore: 0, bad: false, persistent: false,
+    ownBad: false, ownLevel: false, ownStalls: false, stallLevel: null, stallRunWindows: config.spanWindows, stallScore: 0, evidence: 'level',
+    bestPeer: null, peerScore: 0, bad: false, persistent: false,
   };
   if (baseline === null) return v;
   if (ms.unitScale === null || ms.sinceScaleRefresh >= config.scaleRefreshWindows) {
     ms.unitScale = unitScale(ms.history, baseline);
+    if (metric === 'rebuffer_ratio') refreshStallDispersion(ms);
     ms.sinceScaleRefresh = 0;
   }
   ms.sinceScaleRefresh++;
@@ -161,21 +185,43 @@ function judgeOwn(config: DetectorConfig, ms: MetricState, metric: DetectorMetri
   v.score = (span.value - baseline) / v.spanScale;
   const pc = pseudoCounts(config, ms, metric);
   if (pc) v.score = Math.min(v.score, zFromUpperTail(poissonUpperTail(span.num / pc, (baseline * span.den) / pc)));
-  cusumStep(config, ms, metric, obs, baseline, endMs);
+  const sb = metric === 'rebuffer_ratio' ? stallBaseline(config, ms, baseline) : null;
+  cusumStep(config, ms, metric, obs, baseline, endMs, sb);
   v.cusum = ms.cusum;
   const floor = Math.max(baseline, rule.absFloor);
   const worse = (o: MetricObservation): boolean => o.value >= config.ratioThreshold * floor && o.value - baseline >= rule.minAbsDelta;
-  if (worse(span) && v.score >= config.zOwn && trimmedHolds(config, ms, metric, baseline, pc, endMs, worse)) v.ownBad = true;
-  else if (ms.cusum >= config.cusumH && ms.cusumRunStartMs !== null) {
+  if (worse(span) && v.score >= config.zOwn && trimmedHolds(config, ms, metric, baseline, pc, endMs, worse)) v.ownLevel = true;
+  if (sb) judgeOwnStalls(config, ms, sb, v, endMs);
+  else if (!v.ownLevel && ms.cusum >= config.cusumH && ms.cusumRunStartMs !== null) {
     const run = pooledSince(metric, ms, ms.cusumRunStartMs);
     if (run && worse(run)) {
-      v.ownBad = true;
+      v.ownLevel = true;
       v.level = run;
       v.runWindows = Math.round((endMs - ms.cusumRunStartMs) / config.windowMs) + 1;
       v.score = (run.value - baseline) / scaleAt(config, metric, ms.unitScale, run.den, baseline);
     }
   }
+  v.ownBad = v.ownLevel || v.ownStalls;
   return v;
+}
+
+/** rebuffer_ratio on episode counts: the span (exact Poisson, trimmed) or the count CUSUM's run. */
+function judgeOwnStalls(config: DetectorConfig, ms: MetricState, sb: StallBaseline, v: Verdict, endMs: number): void {
+  const pool = (os: MetricObservation[]): MetricObservation | null => poolObservations('rebuffer_ratio', os);
+  const z = stallOwnZ(sb, v.span);
+  if (stallsWorse(config, sb, v.span, config.ratioThreshold) && z >= config.zStalls && stallsTrimmedHold(config, sb, spanWindowsOf(config, ms, endMs), pool)) {
+    v.ownStalls = true;
+    v.stallLevel = v.span;
+    v.stallScore = z;
+  } else if (ms.cusum >= config.cusumH && ms.cusumRunStartMs !== null) {
+    const run = pooledSince('rebuffer_ratio', ms, ms.cusumRunStartMs);
+    if (run && stallsWorse(config, sb, run, config.ratioThreshold)) {
+      v.ownStalls = true;
+      v.stallLevel = run;
+      v.stallRunWindows = Math.round((endMs - ms.cusumRunStartMs) / config.windowMs) + 1;
+      v.stallScore = stallOwnZ(sb, run);
+    }
+  }
 }
 
 export interface PeerLevel {
@@ -201,11 +247,54 @@ export function bestPeerOf(
   return best;
 }
 
-/** Peer judgement: significantly worse than the best other CDN (ratio, absolute delta, two-sample z). */
+/** The other not-demoted CDNs of the scope with a verdict, pooled over the same windows. */
+function pooledPeers(config: DetectorConfig, scope: ScopeState, verdicts: ScopeVerdicts, cdn: string, metric: DetectorMetric, runWindows: number, endMs: number): { cdns: string[]; obs: MetricObservation } | null {
+  const cdns: string[] = [];
+  const levels: MetricObservation[] = [];
+  for (const other of scope.neutral) {
+    if (other === cdn || scope.cdns.get(other)?.demotion) continue;
+    const v = verdicts.get(other)?.get(metric);
+    const ms = scope.cdns.get(other)?.metrics[metric];
+    if (!v || !ms) continue;
+    const level = runWindows === config.spanWindows ? v.span : pooledSince(metric, ms, endMs - (runWindows - 1) * config.windowMs);
+    if (level) {
+      cdns.push(other);
+      levels.push(level);
+    }
+  }
+  const obs = poolObservations(metric, levels);
+  return obs && { cdns, obs };
+}
+
+/** Peer judgement of the episode-count evidence (rebuffer_ratio): against the pooled peers. */
+function judgePeerStalls(config: DetectorConfig, scope: ScopeState, verdicts: ScopeVerdicts, cdn: string, v: Verdict, ms: MetricState, endMs: number): void {
+  const sb = v.baseline === null ? null : stallBaseline(config, ms, v.baseline);
+  if (!sb || !v.stallLevel) return;
+  const peers = pooledPeers(config, scope, verdicts, cdn, v.metric, v.stallRunWindows, endMs);
+  const r = peers && stallPeerTest(config, sb, v.stallLevel, peers.obs);
+  if (!peers || !r || !r.bad) return;
+  v.bad = true;
+  v.evidence = 'stalls';
+  v.level = v.stallLevel;
+  v.runWindows = v.stallRunWindows;
+  v.score = v.stallScore;
+  v.bestPeer = { cdn: peers.cdns.join('+'), value: r.value };
+  v.peerScore = r.z;
+}
+
+/**
+ * Peer judgement: significantly worse than the best other CDN (ratio, absolute delta, two-sample z)
+ * on the level; for rebuffer_ratio, failing that, on episode counts against the pooled peers.
+ */
 function judgePeer(config: DetectorConfig, scope: ScopeState, verdicts: ScopeVerdicts, cdn: string, v: Verdict, ms: MetricState, endMs: number): void {
+  if (v.ownLevel) judgePeerLevel(config, scope, verdicts, cdn, v, ms, endMs);
+  if (!v.bad && v.ownStalls) judgePeerStalls(config, scope, verdicts, cdn, v, ms, endMs);
+}
+
+function judgePeerLevel(config: DetectorConfig, scope: ScopeState, verdicts: ScopeVerdicts, cdn: string, v: Verdict, ms: MetricState, endMs: number): void {
   const unit = ms.unitScale;
   const rule = config.metrics[v.metric];
-  if (unit === null || !v.ownBad) return;
+  if (unit === null) return;
   const peer = bestPeerOf(config, scope, verdicts, cdn, v.metric, v.runWindows, endMs);
   v.bestPeer = peer ? { cdn: peer.cdn, value: peer.value } : null;
   if (!peer) return;
@@ -240,7 +329,11 @@ function learn(config: DetectorConfig, ms: MetricState, obs: MetricObservation):
   ms.baseNum = ewmaUpdate(ms.baseNum, obs.num, alpha);
   ms.baseDen = ewmaUpdate(ms.baseDen, obs.den, alpha);
   if (obs.events !== undefined) ms.baseEvents = ewmaUpdate(ms.baseEvents, obs.events, alpha);
-  pushBounded(ms.history, { value: obs.value, den: obs.den }, config.historyWindows);
+  if (obs.stalls !== undefined && obs.exposureMs !== undefined) {
+    ms.baseStalls = ewmaUpdate(ms.baseStalls, obs.stalls, alpha);
+    ms.baseExposureMs = ewmaUpdate(ms.baseExposureMs, obs.exposureMs, alpha);
+  }
+  pushBounded(ms.history, { value: obs.value, den: obs.den, stalls: obs.stalls, exposureMs: obs.exposureMs }, config.historyWindows);
 }
 
 /**
@@ -274,7 +367,9 @@ export function judgeScopeWindow(config: DetectorConfig, scope: ScopeState, win:
       const obs = windowObs.get(cdn)?.get(metric) ?? null;
       if (v) judgePeer(config, scope, verdicts, cdn, v, ms, endMs);
       const base = v?.baseline ?? null;
-      const elevated = obs !== null && base !== null && obs.value >= config.elevatedRatio * Math.max(base, config.metrics[metric].absFloor);
+      const sb = metric === 'rebuffer_ratio' && base !== null ? stallBaseline(config, ms, base) : null;
+      const elevated = obs !== null && base !== null && (obs.value >= config.elevatedRatio * Math.max(base, config.metrics[metric].absFloor)
+        || (sb !== null && stallsWorse(config, sb, obs, config.elevatedRatio)));
       pushBounded(ms.flags, elevated, config.persistenceM);
       if (v) v.persistent = v.bad && countTrue(ms.flags) >= config.persistenceK;
       if (obs && !(v?.bad ?? false) && cs.demotion === null && !holdBack(config, ms, v)) learn(config, ms, obs);

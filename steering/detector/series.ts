@@ -83,6 +83,12 @@ export interface MetricObservation {
   volume: number;
   /** rebuffer_ratio: stall episodes (rebuffer + seek counts) behind num. */
   events?: number;
+  /**
+   * rebuffer_ratio: rebuffering episodes (seeks excluded) and the playing time they happened in (ms):
+   * the count evidence of the stall-rate test (episodes ~ Poisson in playing time).
+   */
+  stalls?: number;
+  exposureMs?: number;
   /** Percentile metrics: the histograms the value was read from (merged when windows are pooled). */
   hists?: readonly Histogram[];
 }
@@ -144,7 +150,7 @@ export function observeMetric(agg: SeriesAgg, metric: DetectorMetric, windowMs: 
     case 'rebuffer_ratio': {
       const stalled = agg.rebufferMs + agg.seekMs;
       const o = ratioObs(stalled, agg.playingMs + stalled, concurrentSessions(agg, windowMs));
-      return o && { ...o, events: agg.rebufferCount + agg.seekCount };
+      return o && { ...o, events: agg.rebufferCount + agg.seekCount, stalls: agg.rebufferCount, exposureMs: agg.playingMs };
     }
     case 'vsf_rate':
       return ratioObs(agg.vsf, agg.attempts, agg.attempts);
@@ -172,13 +178,17 @@ export function poolObservations(metric: DetectorMetric, obs: readonly MetricObs
   let den = 0;
   let volume = 0;
   let events = 0;
+  let stalls = 0;
+  let exposureMs = 0;
   for (const o of obs) {
     num += o.num;
     den += o.den;
     volume += o.volume;
     events += o.events ?? 0;
+    stalls += o.stalls ?? 0;
+    exposureMs += o.exposureMs ?? 0;
   }
   if (metric !== 'rebuffer_ratio') return ratioObs(num, den, volume);
   const o = ratioObs(num, den, volume / obs.length);
-  return o && { ...o, events };
+  return o && { ...o, events, stalls, exposureMs };
 }

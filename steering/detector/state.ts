@@ -5,12 +5,17 @@ import type { MetricObservation, SeriesAgg } from './series.js';
 /** Per scope × CDN × metric: the own-baseline history and the running statistics. */
 export interface MetricState {
   /** Value and denominator of the last judged, not degraded windows (ring of config.historyWindows). */
-  history: Array<{ value: number; den: number }>;
+  history: Array<{ value: number; den: number; stalls?: number; exposureMs?: number }>;
   /** Baseline level: EWMA of numerator and denominator over the same windows. */
   baseNum: number | null;
   baseDen: number | null;
   /** rebuffer_ratio: EWMA of stall episodes, for the mean episode length (baseNum / baseEvents). */
   baseEvents: number | null;
+  /** rebuffer_ratio: EWMA of rebuffering episodes and of playing time: the baseline stall rate. */
+  baseStalls: number | null;
+  baseExposureMs: number | null;
+  /** rebuffer_ratio: Pearson dispersion of the episode counts of the history (refreshed with unitScale). */
+  stallDispersion: number | null;
   /** Windows folded into the baseline so far. */
   learned: number;
   /** Consecutive suspect windows kept out of the baseline. */
@@ -104,7 +109,10 @@ export function neutralPriorityFor(config: DetectorConfig, scope: SteeringScope)
 }
 
 function emptyMetricState(): MetricState {
-  return { history: [], baseNum: null, baseDen: null, baseEvents: null, learned: 0, suspectStreak: 0, unitScale: null, sinceScaleRefresh: 0, recent: [], cusum: 0, cusumRunStartMs: null, flags: [] };
+  return {
+    history: [], baseNum: null, baseDen: null, baseEvents: null, baseStalls: null, baseExposureMs: null, stallDispersion: null,
+    learned: 0, suspectStreak: 0, unitScale: null, sinceScaleRefresh: 0, recent: [], cusum: 0, cusumRunStartMs: null, flags: [],
+  };
 }
 
 export function emptyCdnState(cdn: string): CdnState {

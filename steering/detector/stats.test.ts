@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  binomialUpperTail, countTrue, cusumUpdate, ewmaAlphaForSpan, ewmaUpdate, poissonUpperTail, pushBounded, robustZ, zFromUpperTail,
+  binomialUpperTail, countTrue, cusumUpdate, ewmaAlphaForSpan, ewmaUpdate, pearsonDispersion, poissonExcessZ, poissonUpperTail, pushBounded,
+  rateRatioZ, robustZ, zFromUpperTail,
 } from './stats.js';
 
 describe('ewmaUpdate', () => {
@@ -141,6 +142,75 @@ describe('tail probabilities', () => {
     expect(zFromUpperTail(1e-20)).toBeGreaterThan(zFromUpperTail(1e-14));
     expect(zFromUpperTail(1e-20)).toBeGreaterThan(9);
     expect(zFromUpperTail(0)).toBe(40);
+  });
+});
+
+// Reference values computed independently (Python: exact Poisson / binomial sums, statistics.NormalDist
+// for z); the probit of simple-statistics is good to ~0.02 σ, hence 1 decimal for z.
+describe('count tests', () => {
+  it.each([
+    // P(Poisson(2) ≥ 3) = 1 − 5e⁻² = 0.32332 → z 0.4584
+    { x: 3, lambda: 2, phi: 1, z: 0.4584 },
+    // quasi-Poisson φ 2: 6 events where 2 were expected read as P(Poisson(1) ≥ 3) = 1 − 2.5/e = 0.08030 → z 1.4030
+    { x: 6, lambda: 2, phi: 2, z: 1.403 },
+    // 50 sessions × 3 windows at the evaluation's healthy stall rate (λ 5.66): 17 episodes, p 8.878e-5
+    { x: 17, lambda: 5.66, phi: 1, z: 3.749 },
+    // … 23 episodes, p 3.626e-8
+    { x: 23, lambda: 5.66, phi: 1, z: 5.385 },
+    // φ below 1 is read as 1 (Poisson is the least dispersion assumed)
+    { x: 3, lambda: 2, phi: 0.5, z: 0.4584 },
+  ])('poissonExcessZ($x, λ $lambda, φ $phi) = $z', ({ x, lambda, phi, z }) => {
+    expect(poissonExcessZ(x, lambda, phi)).toBeCloseTo(z, 1);
+  });
+
+  it('poissonExcessZ without any expected event: 0 for none seen, the cap for any', () => {
+    expect(poissonExcessZ(0, 0)).toBe(0);
+    expect(poissonExcessZ(2, 0)).toBe(40);
+  });
+
+  it.each([
+    // equal exposure: P(Binomial(10, ½) ≥ 8) = 56/1024 → z 1.6010
+    { x: 8, ex: 1, y: 2, ey: 1, phi: 1, z: 1.601 },
+    // the same counts doubled with φ 2
+    { x: 16, ex: 5, y: 4, ey: 5, phi: 2, z: 1.601 },
+    // exposure 1 : 2 → p ⅓; 3 of 3 events: (⅓)³ = 1/27 → z 1.7862
+    { x: 3, ex: 1, y: 0, ey: 2, phi: 1, z: 1.786 },
+    // exposure 1 : 3 → p ¼; 22 of 40 events: P(Binomial(40, ¼) ≥ 22) = 4.864e-5 → z 3.897
+    { x: 22, ex: 100, y: 18, ey: 300, phi: 1, z: 3.897 },
+  ])('rateRatioZ($x over $ex vs $y over $ey, φ $phi) = $z', ({ x, ex, y, ey, phi, z }) => {
+    expect(rateRatioZ(x, ex, y, ey, phi)).toBeCloseTo(z, 1);
+  });
+
+  it('rateRatioZ is 0 without events or exposure', () => {
+    expect(rateRatioZ(0, 1, 0, 1)).toBe(0);
+    expect(rateRatioZ(5, 0, 1, 1)).toBe(0);
+  });
+
+  it.each([
+    // ((3 − 2)²/2 + (1 − 2)²/2) / 2; a point with nothing expected is skipped
+    { points: [{ count: 3, expected: 2 }, { count: 1, expected: 2 }, { count: 2, expected: 0 }], want: 0.5 },
+    { points: [{ count: 4, expected: 1 }], want: 9 },
+    { points: [], want: 1 },
+  ])('pearsonDispersion %#', ({ points, want }) => {
+    expect(pearsonDispersion(points)).toBeCloseTo(want, 12);
+  });
+
+  it('pearsonDispersion of Poisson draws is about 1', () => {
+    // Poisson(4) by inversion on a fixed grid of uniforms: deterministic, no RNG dependency.
+    const pts: Array<{ count: number; expected: number }> = [];
+    for (let i = 0; i < 2_000; i++) {
+      const u = (i + 0.5) / 2_000;
+      let k = 0;
+      let term = Math.exp(-4);
+      let cdf = term;
+      while (cdf < u) {
+        k++;
+        term *= 4 / k;
+        cdf += term;
+      }
+      pts.push({ count: k, expected: 4 });
+    }
+    expect(pearsonDispersion(pts)).toBeCloseTo(1, 1);
   });
 });
 

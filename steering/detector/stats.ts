@@ -120,3 +120,44 @@ export function binomialUpperTail(x: number, n: number, p: number): number {
   const first = Math.exp(gammaln(n + 1) - gammaln(k0 + 1) - gammaln(n - k0 + 1) + k0 * Math.log(p) + (n - k0) * Math.log(1 - p));
   return tailSum(first, (k) => ((n - k) / (k + 1)) * (p / (1 - p)), k0, n);
 }
+
+/**
+ * Exact one-sided test of a count against its expected value, on the quasi-Poisson scale: x events
+ * where λ were expected, with dispersion φ ≥ 1 (variance φ·λ) read as x/φ ~ Poisson(λ/φ).
+ * Returns z with P(Z ≥ z) = P(X ≥ x); 0 when nothing was expected and nothing seen.
+ */
+export function poissonExcessZ(x: number, lambda: number, phi = 1): number {
+  const f = Math.max(1, phi);
+  if (!(lambda > 0)) return x > 0 ? 40 : 0;
+  return zFromUpperTail(poissonUpperTail(x / f, lambda / f));
+}
+
+/**
+ * Exact conditional test of two Poisson rates (x events over exposure ex against y over ey):
+ * given n = x + y, X ~ Binomial(n, ex / (ex + ey)) when the rates are equal. Counts are read on the
+ * quasi-Poisson scale (divided by φ, rounded). z with P(Z ≥ z) = P(X ≥ x | n); 0 without events.
+ */
+export function rateRatioZ(x: number, ex: number, y: number, ey: number, phi = 1): number {
+  const f = Math.max(1, phi);
+  if (!(ex > 0 && ey > 0)) return 0;
+  const xs = Math.round(x / f);
+  const n = xs + Math.round(y / f);
+  if (n === 0) return 0;
+  return zFromUpperTail(binomialUpperTail(xs, n, ex / (ex + ey)));
+}
+
+/**
+ * Pearson dispersion of counts against their expected values: Σ (x − μ)² / μ over the points,
+ * divided by their number (1 for Poisson counts; > 1 when events cluster). Points with μ ≤ 0 are
+ * skipped; 1 without any point.
+ */
+export function pearsonDispersion(points: ReadonlyArray<{ count: number; expected: number }>): number {
+  let chi2 = 0;
+  let n = 0;
+  for (const { count, expected } of points) {
+    if (!(expected > 0)) continue;
+    chi2 += ((count - expected) ** 2) / expected;
+    n++;
+  }
+  return n === 0 ? 1 : chi2 / n;
+}

@@ -55,11 +55,15 @@ export function formatReport(r: EvalReport): string {
     const d = p.decision;
     lines.push(`- false demotion at window ${p.window} (day ${Math.floor(p.window / 8640)}): ${d.scope.country} ${d.reason.cdn} ${d.reason.metric} — ${d.reason.detail}`);
   }
-  if (r.incidents.length > 0) {
-    lines.push('', '| incidents | n | detected | ≤ 3 windows | median delay | max delay |', '|---|---|---|---|---|---|');
-    for (const g of groupIncidents(r.incidents, true)) {
-      lines.push(`| ${g.group} | ${g.incidents} | ${g.detected} (${pct(g.detected, g.incidents)}) | ${g.within3} (${pct(g.within3, g.incidents)}) | ${g.medianDelay ?? '-'} | ${g.maxDelay ?? '-'} |`);
-    }
+  if (r.incidents.length > 0) lines.push('', formatIncidentTable(r.incidents));
+  return lines.join('\n');
+}
+
+/** Incidents grouped by kind and volume band: detected, within 3 windows, delays. */
+export function formatIncidentTable(incidents: IncidentOutcome[]): string {
+  const lines = ['| incidents | n | detected | ≤ 3 windows | median delay | max delay |', '|---|---|---|---|---|---|'];
+  for (const g of groupIncidents(incidents, true)) {
+    lines.push(`| ${g.group} | ${g.incidents} | ${g.detected} (${pct(g.detected, g.incidents)}) | ${g.within3} (${pct(g.within3, g.incidents)}) | ${g.medianDelay ?? '-'} | ${g.maxDelay ?? '-'} |`);
   }
   return lines.join('\n');
 }
