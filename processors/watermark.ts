@@ -4,7 +4,16 @@
  * within idlePartitionMs (processing time), so a quiet partition does not stall output. When every
  * partition is idle, no event is in flight: event time follows the wall clock (now − maxOutOfOrderMs).
  * Monotonic: it never moves back.
+ *
+ * A partition known to have a backlog (lag at assignment, or its last batch ended before the
+ * partition's high watermark) is not idle however long it waits: when a processor catches up on a
+ * backlog, kafkajs delivers one partition's batch after another, and a partition waiting its turn for
+ * longer than idlePartitionMs must not let the watermark run past the events it is about to deliver
+ * (they would all be late). Safety valve: a lagging partition silent for `LAGGING_IDLE_FACTOR` ×
+ * idlePartitionMs is idle anyway (e.g. a backlog of aborted transactional records never delivered).
  */
+export const LAGGING_IDLE_FACTOR = 10;
+
 export interface WatermarkSettings {
   maxOutOfOrderMs: number;
   idlePartitionMs: number;
@@ -13,6 +22,8 @@ export interface WatermarkSettings {
 interface PartitionMark {
   maxTsMs: number;
   lastRecordAtMs: number;
+  /** Records known to be waiting for this partition. */
+  lagging: boolean;
 }
 
 export interface WatermarkTracker {
@@ -30,13 +41,19 @@ export function observeEventTime(t: WatermarkTracker, partition: number, tsMs: n
     if (tsMs > p.maxTsMs) p.maxTsMs = tsMs;
     p.lastRecordAtMs = nowMs;
   } else {
-    t.partitions.set(partition, { maxTsMs: tsMs, lastRecordAtMs: nowMs });
+    t.partitions.set(partition, { maxTsMs: tsMs, lastRecordAtMs: nowMs, lagging: false });
   }
 }
 
+/** After a batch: whether the partition is read up to its high watermark. */
+export function markCaughtUp(t: WatermarkTracker, partition: number, caughtUp: boolean): void {
+  const p = t.partitions.get(partition);
+  if (p) p.lagging = !caughtUp;
+}
+
 /** A partition just assigned (or restored) counts as active from now. */
-export function trackPartition(t: WatermarkTracker, partition: number, maxTsMs: number, nowMs: number): void {
-  t.partitions.set(partition, { maxTsMs, lastRecordAtMs: nowMs });
+export function trackPartition(t: WatermarkTracker, partition: number, maxTsMs: number, nowMs: number, lagging = false): void {
+  t.partitions.set(partition, { maxTsMs, lastRecordAtMs: nowMs, lagging });
 }
 
 export function forgetPartition(t: WatermarkTracker, partition: number): void {
@@ -47,7 +64,8 @@ export function currentWatermark(t: WatermarkTracker, s: WatermarkSettings, nowM
   if (t.partitions.size === 0) return t.currentMs;
   let min = Infinity;
   for (const p of t.partitions.values()) {
-    if (nowMs - p.lastRecordAtMs < s.idlePartitionMs && p.maxTsMs < min) min = p.maxTsMs;
+    const idleAfterMs = p.lagging ? LAGGING_IDLE_FACTOR * s.idlePartitionMs : s.idlePartitionMs;
+    if (nowMs - p.lastRecordAtMs < idleAfterMs && p.maxTsMs < min) min = p.maxTsMs;
   }
   const candidate = (min === Infinity ? nowMs : min) - s.maxOutOfOrderMs;
   if (candidate > t.currentMs) t.currentMs = candidate;
