@@ -16,10 +16,14 @@ import { afterAll } from 'vitest';
  * reading the schema from this registry over HTTP (test/python/decode_confluent.py).
  *
  * Served, as Confluent documents them: POST /subjects/{subject}/versions (idempotent per subject; one
- * global id per distinct schema, shared across subjects), GET /schemas/ids/{id},
- * GET /subjects, GET /subjects/{subject}/versions, GET /subjects/{subject}/versions/{n|latest}; errors as
- * {error_code, message} (40401, 40402, 40403, 42201, 401). Not served: compatibility checks, config,
- * deletes, references, non-Avro schema types.
+ * global id per distinct schema, shared across subjects), POST /subjects/{subject} (is this schema
+ * registered under the subject?), GET /schemas/ids/{id}, GET /subjects, GET /subjects/{subject}/versions,
+ * GET /subjects/{subject}/versions/{n|latest}, GET and PUT /config/{subject} (the subject's
+ * compatibility level, stored and echoed, never enforced; @kafkajs/confluent-schema-registry's
+ * register() reads it, then sets it on a subject's first registration); errors as {error_code, message}
+ * (40401, 40402, 40403, 40408, 42201, 42203, 401). Not served: compatibility checks, global config,
+ * deletes, references, non-Avro schema types. test/schema-registry-kafkajs.test.ts drives it with that
+ * widely used client.
  */
 export interface StandInRegistry {
   /** http://[user:pass@]127.0.0.1:port */
@@ -30,6 +34,8 @@ export interface StandInRegistry {
   register(subject: string, schema: string): number;
   stop(): Promise<void>;
 }
+
+const COMPATIBILITY_LEVELS = new Set(['NONE', 'BACKWARD', 'BACKWARD_TRANSITIVE', 'FORWARD', 'FORWARD_TRANSITIVE', 'FULL', 'FULL_TRANSITIVE']);
 
 interface Stored {
   id: number;
@@ -52,6 +58,7 @@ export async function startStandInRegistry(opts: { auth?: { user: string; passwo
   const byId = new Map<number, Stored>();
   const byText = new Map<string, Stored>();
   const subjects = new Map<string, number[]>();
+  const compatibility = new Map<string, string>();
   const requests: string[] = [];
   const expectedAuth = opts.auth && `Basic ${Buffer.from(`${opts.auth.user}:${opts.auth.password}`).toString('base64')}`;
 
@@ -75,19 +82,27 @@ export async function startStandInRegistry(opts: { auth?: { user: string; passwo
     requests.push(`${req.method ?? ''} ${path}`);
     if (expectedAuth !== undefined && req.headers.authorization !== expectedAuth) return send(res, 401, { error_code: 401, message: 'Unauthorized' });
     const parts = path.split('/').filter((p) => p !== '').map(decodeURIComponent);
-    if (req.method === 'POST' && parts.length === 3 && parts[0] === 'subjects' && parts[2] === 'versions') {
-      let schema: unknown;
+    if (req.method === 'POST' && parts[0] === 'subjects' && (parts.length === 2 || (parts.length === 3 && parts[2] === 'versions'))) {
+      let schema: string;
       try {
         const body = JSON.parse(await bodyOf(req)) as { schema?: unknown; schemaType?: unknown };
         if (body.schemaType !== undefined && body.schemaType !== 'AVRO') throw new Error('only AVRO');
+        if (typeof body.schema !== 'string') throw new Error('schema must be a string');
         schema = body.schema;
-        if (typeof schema !== 'string') throw new Error('schema must be a string');
         avro.Type.forSchema(JSON.parse(schema) as avro.Schema);
       } catch (err) {
         return send(res, 422, { error_code: 42201, message: `Invalid schema: ${(err as Error).message}` });
       }
-      return send(res, 200, { id: register(parts[1] ?? '', schema) });
+      const subject = parts[1] ?? '';
+      if (parts.length === 3) return send(res, 200, { id: register(subject, schema) });
+      const versions = subjects.get(subject);
+      if (versions === undefined) return send(res, 404, { error_code: 40401, message: `Subject '${subject}' not found.` });
+      const stored = byText.get(JSON.stringify(JSON.parse(schema)));
+      const version = stored === undefined ? 0 : versions.indexOf(stored.id) + 1;
+      if (stored === undefined || version === 0) return send(res, 404, { error_code: 40403, message: 'Schema not found' });
+      return send(res, 200, { subject, version, id: stored.id, schema: stored.schema });
     }
+    if (parts.length === 2 && parts[0] === 'config') return config(req, res, parts[1] ?? '');
     if (req.method !== 'GET') return send(res, 405, { error_code: 405, message: 'Method not allowed' });
     if (parts.length === 3 && parts[0] === 'schemas' && parts[1] === 'ids') {
       const stored = byId.get(Number(parts[2]));
@@ -105,6 +120,26 @@ export async function startStandInRegistry(opts: { auth?: { user: string; passwo
       return send(res, 200, { subject: parts[1], version: n, id: stored.id, schema: stored.schema });
     }
     return send(res, 404, { error_code: 404, message: 'Not found' });
+  }
+
+  /** GET/PUT /config/{subject}: Confluent answers {compatibilityLevel} to GET, echoes {compatibility} to PUT. */
+  async function config(req: IncomingMessage, res: ServerResponse, subject: string): Promise<void> {
+    if (req.method === 'GET') {
+      const level = compatibility.get(subject);
+      return level === undefined
+        ? send(res, 404, { error_code: 40408, message: `Subject '${subject}' does not have subject-level compatibility configured` })
+        : send(res, 200, { compatibilityLevel: level });
+    }
+    if (req.method !== 'PUT') return send(res, 405, { error_code: 405, message: 'Method not allowed' });
+    let level: unknown;
+    try {
+      level = (JSON.parse(await bodyOf(req)) as { compatibility?: unknown }).compatibility;
+    } catch {
+      level = undefined;
+    }
+    if (typeof level !== 'string' || !COMPATIBILITY_LEVELS.has(level)) return send(res, 422, { error_code: 42203, message: 'Invalid compatibility level' });
+    compatibility.set(subject, level);
+    return send(res, 200, { compatibility: level });
   }
 
   const server = createServer((req, res) => void handle(req, res).catch((err: unknown) => send(res, 500, { error_code: 50001, message: String(err) })));
