@@ -1,7 +1,8 @@
 /**
  * Local "CDN" origins: node:http on 127.0.0.1, port 0, serving the same media directory. Each keeps
- * a request log and can be turned slow (latency before the response) or failing (HTTP 5xx) while a
- * player is using it.
+ * a request log and can be turned slow (latency before the response), failing (HTTP 5xx on
+ * everything) or flaky (HTTP 5xx on the first attempts of each object, retries served) while a player
+ * is using it.
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -9,7 +10,17 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 
-export type OriginMode = { kind: 'ok' } | { kind: 'slow'; delayMs: number } | { kind: 'fail'; status: number };
+/**
+ * `flaky`: the first `failuresPerObject` requests of each path since the mode was set are answered
+ * `status`, later ones (the player's retries) are served — an overloaded CDN shedding load. Unlike
+ * `fail`, a player retrying the same URL gets its segment, so it has no reason to leave the origin
+ * on its own (dash.js blacklists a service location only when a segment's retries are exhausted).
+ */
+export type OriginMode =
+  | { kind: 'ok' }
+  | { kind: 'slow'; delayMs: number }
+  | { kind: 'fail'; status: number }
+  | { kind: 'flaky'; status: number; failuresPerObject: number };
 
 export interface OriginRequest {
   atMs: number;
@@ -42,10 +53,14 @@ const TYPES: Record<string, string> = {
 
 /** Bound of the request log: a test never comes near it, a forgotten origin does not grow forever. */
 const MAX_LOG = 100_000;
+/** Bound of the flaky mode's per-path attempt counts (cleared at the bound: paths start failing again). */
+const MAX_ATTEMPT_PATHS = 10_000;
 
 export async function startOrigin(name: string, dir: string): Promise<Origin> {
   let mode: OriginMode = { kind: 'ok' };
   const log: OriginRequest[] = [];
+  /** Flaky mode: requests per path since the mode was set. */
+  const attempts = new Map<string, number>();
   const root = normalize(dir + sep);
 
   function record(req: IncomingMessage, path: string, status: number, kind: OriginMode['kind']): void {
@@ -67,6 +82,16 @@ export async function startOrigin(name: string, dir: string): Promise<Origin> {
     }
     const current = mode;
     if (current.kind === 'slow') await new Promise((r) => setTimeout(r, current.delayMs));
+    if (current.kind === 'flaky') {
+      if (attempts.size >= MAX_ATTEMPT_PATHS) attempts.clear();
+      const n = (attempts.get(path) ?? 0) + 1;
+      attempts.set(path, n);
+      if (n <= current.failuresPerObject) {
+        record(req, path, current.status, current.kind);
+        res.writeHead(current.status, { 'Content-Type': 'text/plain' }).end(`origin ${name} shedding load on purpose\n`);
+        return;
+      }
+    }
     if (current.kind === 'fail') {
       record(req, path, current.status, current.kind);
       res.writeHead(current.status, { 'Content-Type': 'text/plain' }).end(`origin ${name} failing on purpose\n`);
@@ -102,6 +127,7 @@ export async function startOrigin(name: string, dir: string): Promise<Origin> {
     log,
     setMode(m) {
       mode = m;
+      attempts.clear();
     },
     segmentRequests(sinceMs = 0) {
       return log.filter((r) => r.atMs >= sinceMs && r.path.endsWith('.m4s') && !r.path.includes('/init-'));
