@@ -1,3 +1,4 @@
+import './kafkajs-patches.js';
 import { randomUUID } from 'node:crypto';
 import type { ICustomPartitioner, Kafka, Producer, RecordMetadata, Transaction } from 'kafkajs';
 import { CompressionTypes, Partitioners } from 'kafkajs';

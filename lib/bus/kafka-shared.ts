@@ -1,3 +1,4 @@
+import './kafkajs-patches.js';
 import type { LogEntry, logCreator } from 'kafkajs';
 import { logLevel } from 'kafkajs';
 import { QoeError, isQoeError } from '../errors.js';

@@ -1,3 +1,4 @@
+import './kafkajs-patches.js';
 import type { Admin } from 'kafkajs';
 import { Kafka } from 'kafkajs';
 import { QoeError } from '../errors.js';
