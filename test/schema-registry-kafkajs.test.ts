@@ -14,7 +14,7 @@ import { decodeSessionEvent, encodeSessionEvent, sessionEventCodec, sessionEvent
 import type { SessionEvent } from '../schemas/events.js';
 import { confluentSchemaId, framingOf } from '../schemas/framing.js';
 import { replayEnv, tempDataDir, waitUntil } from './helpers/runtime.js';
-import { startStandInRegistry, type StandInRegistry } from './helpers/schema-registry.js';
+import { readAll, startStandInRegistry, type StandInRegistry } from './helpers/schema-registry.js';
 
 /**
  * Our Confluent framing and the stand-in registry (test/helpers/schema-registry.ts) checked against
@@ -98,14 +98,6 @@ async function onWire(raw: Bus & { readPartition: NonNullable<Bus['readPartition
   return out;
 }
 
-async function readAll(bus: Bus, topic: string, n: number): Promise<BusRecord[]> {
-  const got: BusRecord[] = [];
-  const c = bus.consumer({ groupId: `read-${Math.random()}`, topics: [topic] });
-  await c.run({ eachBatch: async (b) => void got.push(...b.records) });
-  await waitUntil(`${n} records on ${topic}`, () => got.length >= n, 10_000);
-  await c.close();
-  return got;
-}
 
 describe('@kafkajs/confluent-schema-registry reads what we write', () => {
   it('records the bus wrapper frames decode with the package, field by field', async () => {

@@ -4,7 +4,6 @@ import avro from 'avsc';
 import { pino } from 'pino';
 import { createMemoryBus } from '../lib/bus/memory.js';
 import { TOPICS } from '../lib/bus/topics.js';
-import type { Bus, BusRecord } from '../lib/bus/types.js';
 import { isQoeError } from '../lib/errors.js';
 import { silentLogger } from '../lib/logger.js';
 import { createSchemaRegistryClient } from '../lib/registry/client.js';
@@ -13,7 +12,7 @@ import { decodeSessionEvent, encodeSessionEvent, loadAvroType, sessionEventCodec
 import { emptyDims, type SessionEvent } from '../schemas/events.js';
 import { confluentSchemaId, createAvroCodec, framingOf, singleObjectToConfluent } from '../schemas/framing.js';
 import { replayEnv, startTestRuntime, tempDataDir, waitUntil } from './helpers/runtime.js';
-import { startStandInRegistry } from './helpers/schema-registry.js';
+import { readAll, startStandInRegistry } from './helpers/schema-registry.js';
 
 /**
  * Confluent framing against a Confluent-compatible registry over real HTTP (the in-repo stand-in,
@@ -46,15 +45,6 @@ const event = (seq: number): SessionEvent => ({
   errorFatal: null, httpStatus: null, ttfbMs: null, ttlbMs: null, startupMs: null, clientHash: 'h',
 });
 
-/** Every record of `topic`, read through `bus` from the beginning with a fresh group. */
-async function readAll(bus: Bus, topic: string, n: number): Promise<BusRecord[]> {
-  const got: BusRecord[] = [];
-  const c = bus.consumer({ groupId: `read-${Math.random()}`, topics: [topic] });
-  await c.run({ eachBatch: async (b) => void got.push(...b.records) });
-  await waitUntil(`${n} records on ${topic}`, () => got.length >= n, 10_000);
-  await c.close();
-  return got;
-}
 
 function framed(url: string, extra: { startupTimeoutMs?: number } = {}): Promise<ConfluentFraming> {
   return createConfluentFraming({ client: createSchemaRegistryClient({ url }), topics: { [TOPICS.beacons]: sessionEventCodec }, log: silentLogger(), ...extra });

@@ -231,39 +231,38 @@ export interface PeerLevel {
   den: number;
 }
 
-/** Lowest level (over the same windows) among the other not-demoted CDNs of the scope with a verdict. */
-export function bestPeerOf(
+/** The other not-demoted CDNs of the scope with a verdict, each with its level over the same windows. */
+function peerLevels(
   config: DetectorConfig, scope: ScopeState, verdicts: ScopeVerdicts, cdn: string, metric: DetectorMetric, runWindows: number, endMs: number,
-): PeerLevel | null {
-  let best: PeerLevel | null = null;
+): Array<{ cdn: string; level: MetricObservation }> {
+  const out: Array<{ cdn: string; level: MetricObservation }> = [];
   for (const other of scope.neutral) {
     if (other === cdn || scope.cdns.get(other)?.demotion) continue;
     const v = verdicts.get(other)?.get(metric);
     const ms = scope.cdns.get(other)?.metrics[metric];
     if (!v || !ms) continue;
     const level = runWindows === config.spanWindows ? v.span : pooledSince(metric, ms, endMs - (runWindows - 1) * config.windowMs);
-    if (level && (best === null || level.value < best.value)) best = { cdn: other, value: level.value, num: level.num, den: level.den };
+    if (level) out.push({ cdn: other, level });
+  }
+  return out;
+}
+
+/** Lowest level (over the same windows) among the other not-demoted CDNs of the scope with a verdict. */
+export function bestPeerOf(
+  config: DetectorConfig, scope: ScopeState, verdicts: ScopeVerdicts, cdn: string, metric: DetectorMetric, runWindows: number, endMs: number,
+): PeerLevel | null {
+  let best: PeerLevel | null = null;
+  for (const { cdn: other, level } of peerLevels(config, scope, verdicts, cdn, metric, runWindows, endMs)) {
+    if (best === null || level.value < best.value) best = { cdn: other, value: level.value, num: level.num, den: level.den };
   }
   return best;
 }
 
 /** The other not-demoted CDNs of the scope with a verdict, pooled over the same windows. */
 function pooledPeers(config: DetectorConfig, scope: ScopeState, verdicts: ScopeVerdicts, cdn: string, metric: DetectorMetric, runWindows: number, endMs: number): { cdns: string[]; obs: MetricObservation } | null {
-  const cdns: string[] = [];
-  const levels: MetricObservation[] = [];
-  for (const other of scope.neutral) {
-    if (other === cdn || scope.cdns.get(other)?.demotion) continue;
-    const v = verdicts.get(other)?.get(metric);
-    const ms = scope.cdns.get(other)?.metrics[metric];
-    if (!v || !ms) continue;
-    const level = runWindows === config.spanWindows ? v.span : pooledSince(metric, ms, endMs - (runWindows - 1) * config.windowMs);
-    if (level) {
-      cdns.push(other);
-      levels.push(level);
-    }
-  }
-  const obs = poolObservations(metric, levels);
-  return obs && { cdns, obs };
+  const peers = peerLevels(config, scope, verdicts, cdn, metric, runWindows, endMs);
+  const obs = poolObservations(metric, peers.map((p) => p.level));
+  return obs && { cdns: peers.map((p) => p.cdn), obs };
 }
 
 /** Peer judgement of the episode-count evidence (rebuffer_ratio): against the pooled peers. */

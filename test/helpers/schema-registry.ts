@@ -2,6 +2,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import avro from 'avsc';
 import { afterAll } from 'vitest';
+import type { Bus, BusRecord } from '../../lib/bus/types.js';
+import { waitUntil } from './runtime.js';
 
 /**
  * A STAND-IN for a Confluent-compatible schema registry: the REST calls qoe-stream and common
@@ -153,4 +155,14 @@ export async function startStandInRegistry(opts: { auth?: { user: string; passwo
   }));
   afterAll(stop);
   return { url: `http://${userinfo}127.0.0.1:${port}`, requests, register, stop };
+}
+
+/** Every record of `topic`, read through `bus` from the beginning with a fresh group (at least `n`). */
+export async function readAll(bus: Bus, topic: string, n: number): Promise<BusRecord[]> {
+  const got: BusRecord[] = [];
+  const c = bus.consumer({ groupId: `read-${Math.random()}`, topics: [topic] });
+  await c.run({ eachBatch: async (b) => void got.push(...b.records) });
+  await waitUntil(`${n} records on ${topic}`, () => got.length >= n, 10_000);
+  await c.close();
+  return got;
 }
