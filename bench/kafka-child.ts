@@ -203,6 +203,8 @@ async function freshness(): Promise<ChildResult> {
     }
   });
   const pending = new Map<string, number>();
+  const sentAt = new Map<string, number>();
+  const afterEnd: number[] = [];
   const latencies: number[] = [];
   const probes = Number(values.probes);
   const poller = setInterval(() => {
@@ -215,6 +217,9 @@ async function freshness(): Promise<ChildResult> {
         if (t === undefined) continue;
         pending.delete(c);
         latencies.push(seenAt - t);
+        // What the pipeline added after the probe's window ended (the part a design can shrink).
+        const sent = sentAt.get(c);
+        if (sent !== undefined) afterEnd.push(Date.now() - (sent - (sent % config.processor.windowMs) + config.processor.windowMs));
       }
     }, () => undefined);
   }, 100);
@@ -225,6 +230,7 @@ async function freshness(): Promise<ChildResult> {
     const t = performance.now();
     const status = await post([{ sessionId: `probe-${contentId}`, seq: 0, ts: Date.now(), type: 'play_request' }], contentId);
     if (status === 202) pending.set(contentId, t);
+    sentAt.set(contentId, Date.now());
     await new Promise((r) => setTimeout(r, 1000 + Math.random() * 1500));
   }
   const deadline = Date.now() + 60_000;
@@ -235,10 +241,11 @@ async function freshness(): Promise<ChildResult> {
   await runtime.stop();
   rmSync(dataDir, { recursive: true, force: true });
   const sorted = [...latencies].sort((a, b) => a - b);
-  const q = (x: number): number => sorted[Math.min(sorted.length - 1, Math.floor(x * sorted.length))] ?? NaN;
+  const q = (x: number, list = sorted): number => list[Math.min(list.length - 1, Math.floor(x * list.length))] ?? NaN;
+  const after = [...afterEnd].sort((a, b) => a - b);
   return {
     variant: 'freshness', events: latencies.length, wallSeconds: 0, cpuSeconds: 0,
-    extra: { probes, seen: latencies.length, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: sorted[sorted.length - 1] ?? NaN, minMs: sorted[0] ?? NaN, windowMs: config.processor.windowMs, graceMs: config.processor.graceMs, maxOutOfOrderMs: config.processor.maxOutOfOrderMs },
+    extra: { probes, seen: latencies.length, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: sorted[sorted.length - 1] ?? NaN, minMs: sorted[0] ?? NaN, afterEndP50Ms: q(0.5, after), afterEndMaxMs: after[after.length - 1] ?? NaN, windowMs: config.processor.windowMs, graceMs: config.processor.graceMs, maxOutOfOrderMs: config.processor.maxOutOfOrderMs },
   };
 }
 
