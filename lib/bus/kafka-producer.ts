@@ -84,7 +84,11 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       createPartitioner: pinningPartitioner,
-      retry: { retries: deps.retries },
+      // kafkajs waits 300 ms before its first retry by default; the common retriable answer to a
+      // transactional producer is CONCURRENT_TRANSACTIONS right after its previous commit (markers
+      // still being written), gone within tens of ms (the Java client retries it after 20 ms). Three
+      // more retries keep the total patience (broker restart, leader move) at about the default's.
+      retry: { retries: deps.retries + 3, initialRetryTime: 50 },
       ...(transactionalId === undefined ? {} : { transactionalId, transactionTimeout: deps.transactionTimeoutMs }),
     });
     return p.connect().then(
