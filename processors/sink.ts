@@ -7,8 +7,7 @@ import { DIMENSIONS, snakeCase } from '../schemas/events.js';
 
 /**
  * The ClickHouse sink: qoe.metrics.v1 → qoe_metrics + qoe_errors, qoe.beacons.v1.dlq → qoe_dead_letters.
- * Rows are batched — at most one insert per table per sink.flushMs, unless sink.batchRows rows are
- * waiting — and offsets committed only after
+ * Rows are batched (sink.batchRows, or sink.flushMs at the latest) and offsets committed only after
  * the insert. Every row carries its source partition/offset; on assignment the sink reads, per table,
  * the highest offset already stored for each partition and skips records at or below it, so a crash
  * between insert and commit never doubles a row (works on any ClickHouse version).
@@ -83,8 +82,6 @@ export function createSink(deps: SinkDeps): Sink {
   const stored = new Map<string, Map<number, number>>();
   const pending = new Map<string, OffsetCommit>();
   let buffered = 0;
-  /** When the last flush with something to write started: the insert rate bound counts from here. */
-  let lastFlushAtMs = 0;
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
   let stopped = false;
@@ -146,7 +143,6 @@ export function createSink(deps: SinkDeps): Sink {
 
   async function doFlush(): Promise<void> {
     if (buffered === 0 && pending.size === 0) return;
-    lastFlushAtMs = Date.now();
     // Take what is buffered now; rows and offsets arriving during the insert wait for the next flush.
     const batches = [...buffers].filter(([, rows]) => rows.length > 0);
     const commits = [...pending.values()];
@@ -210,9 +206,6 @@ export function createSink(deps: SinkDeps): Sink {
     }
     const last = batch.records[batch.records.length - 1];
     if (last) pending.set(`${batch.topic}:${batch.partition}`, { topic: batch.topic, partition: batch.partition, offset: batch.nextOffset ?? last.offset + 1 });
-    // Otherwise the timer inserts: at most once per flushMs, and within a quarter of it after a quiet
-    // spell (rows of a window that just fired, which the partitions' transactions deliver a few
-    // hundred ms apart, go in together).
     if (buffered >= deps.batchRows) await flush();
   }
 
@@ -232,10 +225,7 @@ export function createSink(deps: SinkDeps): Sink {
     lag,
     async start() {
       await consumer.run({ eachBatch: onBatch, onAssign, onRevoke });
-      const due = (): void => {
-        if (Date.now() - lastFlushAtMs >= deps.flushMs) void flush().catch((err: unknown) => log.error({ err }, 'sink flush failed'));
-      };
-      timer = setInterval(due, Math.max(20, Math.floor(deps.flushMs / 4)));
+      timer = setInterval(() => void flush().catch((err: unknown) => log.error({ err }, 'sink flush failed')), deps.flushMs);
       timer.unref();
     },
     async stop() {
