@@ -1,6 +1,6 @@
 import type { BusMessage, BusRecord } from '../lib/bus/types.js';
 import { emptyAcc, type WindowAcc } from './accumulator.js';
-import { emptyPartitionState, type PartitionCounters, type PartitionState } from './partition.js';
+import { accKey, emptyPartitionState, type PartitionCounters, type PartitionState } from './partition.js';
 import { upgradeSession, type Session } from './session.js';
 
 /**
@@ -103,7 +103,6 @@ function accFromJson(j: AccJson): WindowAcc {
 }
 
 const sessionKey = (id: string): string => `s:${id}`;
-const accKey = (table: Table, w: number, k: string): string => `a:${table}:${w}:${k}`;
 
 /**
  * The changelog records that bring the committed state up to `ps`. `sessions`: the ids that may have
@@ -131,18 +130,36 @@ export function diffPartition(
   } else {
     for (const id of new Set(opts.sessions)) diffSession(id);
   }
-  const live = new Set<string>();
-  for (const table of ['open', 'corrections'] as const) {
-    for (const [w, byDims] of ps[table]) {
-      for (const [k, acc] of byDims) {
-        const key = accKey(table, w, k);
-        live.add(key);
-        const value = JSON.stringify({ table, w, k, acc: accToJson(acc) } satisfies AccRecord);
-        if (value !== t.accs.get(key)) changes.push({ kind: 'acc', id: key, key, value });
+  const diffAcc = (table: Table, w: number, k: string, key: string): void => {
+    const acc = ps[table].get(w)?.get(k);
+    if (acc === undefined) {
+      if (t.accs.has(key)) changes.push({ kind: 'acc', id: key, key, value: null });
+      return;
+    }
+    const value = JSON.stringify({ table, w, k, acc: accToJson(acc) } satisfies AccRecord);
+    if (value !== t.accs.get(key)) changes.push({ kind: 'acc', id: key, key, value });
+  };
+  if (ps.dirtyAccs !== null) {
+    // Only what changed since the last diff (partition.ts marks every accumulator it touches or drains).
+    for (const key of ps.dirtyAccs) {
+      const m = /^a:(open|corrections):(-?\d+):/.exec(key);
+      if (m === null) continue;
+      diffAcc(m[1] as Table, Number(m[2]), key.slice(m[0].length), key);
+    }
+    ps.dirtyAccs.clear();
+  } else {
+    const live = new Set<string>();
+    for (const table of ['open', 'corrections'] as const) {
+      for (const [w, byDims] of ps[table]) {
+        for (const k of byDims.keys()) {
+          const key = accKey(table, w, k);
+          live.add(key);
+          diffAcc(table, w, k, key);
+        }
       }
     }
+    for (const key of t.accs.keys()) if (!live.has(key)) changes.push({ kind: 'acc', id: key, key, value: null });
   }
-  for (const key of t.accs.keys()) if (!live.has(key)) changes.push({ kind: 'acc', id: key, key, value: null });
   const meta = JSON.stringify({
     v: 1, closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null,
     firedBeforeMs: Number.isFinite(ps.firedBeforeMs) ? ps.firedBeforeMs : null, counters: ps.counters, maxTsMs: opts.maxTsMs,
@@ -207,5 +224,7 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   // Least recently touched first, as applyEvent's touch() left the live map.
   sessions.sort((a, b) => a.t - b.t);
   for (const { s } of sessions) state.sessions.set(s.id, upgradeSession(s));
+  // From here on, diffs take only the accumulators that changed.
+  state.dirtyAccs = new Set();
   return { state, tracker, maxTsMs };
 }

@@ -44,6 +44,11 @@ export interface PartitionState {
   firedBeforeMs: number;
   /** Windows ending at or before this are closed (−Infinity before the first close). */
   closedBeforeMs: number;
+  /**
+   * Keys (`accKey`) of accumulators changed or removed since the last changelog diff; null = not
+   * tracked (no changelog: embedded), and a diff then compares every accumulator.
+   */
+  dirtyAccs: Set<string> | null;
   counters: PartitionCounters;
 }
 
@@ -58,14 +63,18 @@ export type DeadLetterReason = 'late' | 'after_end';
 
 export function emptyPartitionState(): PartitionState {
   return {
-    sessions: new Map(), open: new Map(), corrections: new Map(), firedBeforeMs: -Infinity, closedBeforeMs: -Infinity,
+    sessions: new Map(), open: new Map(), corrections: new Map(), firedBeforeMs: -Infinity, closedBeforeMs: -Infinity, dirtyAccs: null,
     counters: { events: 0, late: 0, reordered: 0, duplicates: 0, gaps: 0, afterEnd: 0, expired: 0, evicted: 0, skewCorrected: 0 },
   };
 }
 
+/** The changelog key of an accumulator (processors/changelog.ts). */
+export const accKey = (table: 'open' | 'corrections', w: number, k: string): string => `a:${table}:${w}:${k}`;
+
 function accFor(ps: PartitionState, cfg: ProcessorSettings, windowStartMs: number, dims: Dims, key = dimsKey(dims)): WindowAcc {
   const closed = windowStartMs + cfg.windowMs <= ps.closedBeforeMs;
   const table = closed ? ps.corrections : ps.open;
+  ps.dirtyAccs?.add(accKey(closed ? 'corrections' : 'open', windowStartMs, key));
   let byDims = table.get(windowStartMs);
   if (!byDims) {
     byDims = new Map();
@@ -251,14 +260,18 @@ export function advance(ps: PartitionState, cfg: ProcessorSettings, watermarkMs:
     s.extrapolatedToMs = fireTo;
   }
   const out: WindowOutput[] = [];
-  const drain = (table: Map<number, Map<string, WindowAcc>>, w: number): void => {
+  const drain = (name: 'open' | 'corrections', w: number): void => {
+    const table = ps[name];
     const byDims = table.get(w);
     if (!byDims) return;
-    for (const [key, acc] of byDims) if (!isEmptyAcc(acc)) out.push({ windowStartMs: w, dims: dimsFromKey(key), acc });
+    for (const [key, acc] of byDims) {
+      if (!isEmptyAcc(acc)) out.push({ windowStartMs: w, dims: dimsFromKey(key), acc });
+      ps.dirtyAccs?.add(accKey(name, w, key));
+    }
     table.delete(w);
   };
-  for (const w of [...ps.corrections.keys()].sort((a, b) => a - b)) drain(ps.corrections, w);
-  for (const w of [...ps.open.keys()].sort((a, b) => a - b)) if (w + cfg.windowMs <= fireTo) drain(ps.open, w);
+  for (const w of [...ps.corrections.keys()].sort((a, b) => a - b)) drain('corrections', w);
+  for (const w of [...ps.open.keys()].sort((a, b) => a - b)) if (w + cfg.windowMs <= fireTo) drain('open', w);
   ps.firedBeforeMs = fireTo;
   ps.closedBeforeMs = closeTo;
   return out;

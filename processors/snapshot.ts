@@ -62,6 +62,7 @@ export function deserializePartition(j: unknown): PartitionState {
     // A checkpoint from before on-time firing: nothing fired beyond what had closed.
     firedBeforeMs: o.firedBeforeMs ?? closedBeforeMs,
     closedBeforeMs,
+    dirtyAccs: null,
     counters: o.counters,
   };
 }
