@@ -48,7 +48,7 @@ describe('processor state changelog', () => {
       expect(restored.maxTsMs).toBe(maxTs);
       // Nothing changed since the commit: a full comparison (every session and accumulator) finds
       // nothing the incremental diff left out.
-      const dirty = ps.dirtyAccs;
+      const dirty: Set<string> | null = ps.dirtyAccs;
       ps.dirtyAccs = null;
       expect(diffPartition(ps, tracker, { maxTsMs: maxTs, sessions: 'all' }).messages).toEqual([]);
       ps.dirtyAccs = dirty;
