@@ -201,7 +201,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
     const last = batch.records[batch.records.length - 1];
     if (last !== undefined) markCaughtUp(tracker, p, (batch.nextOffset ?? last.offset + 1) >= batch.highWatermark);
-    // With the changelog a transaction holds one partition's outputs only; the others close at the tick.
+    // With the changelog a transaction holds one partition's outputs only; the others fire just below.
     const metrics = useChangelog ? windowMessages(p, ps, currentWatermark(tracker, settings, now())) : closeWindows();
     await commitPartition(
       p, [{ topic: TOPICS.metrics, messages: metrics }, { topic: TOPICS.beaconsDlq, messages: dead }],
