@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ALL_ENV_SPECS, loadConfig } from './config.js';
+import { DIMENSIONS } from '../schemas/events.js';
 import { isQoeError } from './errors.js';
 import { projectPath } from './paths.js';
 
@@ -26,6 +27,7 @@ describe('loadConfig', () => {
     ['PORT', '70000'], ['QOE_WINDOW_MS', '1500'], ['QOE_ROLES', 'ingest,bogus'], ['QOE_CLICKHOUSE_URL', 'ch:8123'],
     ['QOE_TRUST_PROXY', 'maybe'], ['QOE_CLICKHOUSE_DATABASE', 'x;drop'], ['QOE_SCHEMA_REGISTRY_URL', 'registry:8081'],
     ['QOE_SCHEMA_REGISTRY_URL', 'ftp://registry:8081'], ['QOE_SCHEMA_REGISTRY_URL', 'http://registry:8081/?x=1'],
+    ['QOE_WINDOW_DIMENSIONS', 'cdn,country,ip'], ['QOE_WINDOW_DIMENSIONS', 'cdn,asn'], ['QOE_WINDOW_DIMENSIONS', ' , '],
   ])('fails fast on %s=%s, naming the variable', (name, value) => {
     let err: unknown;
     try {
@@ -35,6 +37,14 @@ describe('loadConfig', () => {
     }
     expect(isQoeError(err, 'QOE_ERR_CONFIG_INVALID')).toBe(true);
     expect((err as Error).message).toContain(name);
+  });
+
+  it('keeps every dimension in the windows by default, or the listed ones in DIMENSIONS order', () => {
+    expect(loadConfig({}).processor.windowDims).toEqual(DIMENSIONS);
+    expect(loadConfig({ QOE_WINDOW_DIMENSIONS: 'device_type, country,cdn,streamType' }).processor.windowDims).toEqual(['cdn', 'country', 'streamType', 'deviceType']);
+    // The detector's ASN scopes need asn in the windows.
+    expect(() => loadConfig({ QOE_WINDOW_DIMENSIONS: 'cdn,country', QOE_DETECTOR_ASN_SCOPES: 'true' })).toThrow(/must include asn/);
+    expect(loadConfig({ QOE_WINDOW_DIMENSIONS: 'cdn,country,asn', QOE_DETECTOR_ASN_SCOPES: 'true' }).processor.windowDims).toEqual(['cdn', 'country', 'asn']);
   });
 
   it('takes a schema registry URL (default none: single-object encoding) and never repeats its credentials in an error', () => {

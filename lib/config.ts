@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { QoeError } from './errors.js';
+import { DIMENSIONS, snakeCase, type Dimension } from '../schemas/events.js';
 import { parseSteeringEnv, STEERING_ENV, type SteeringConfig } from '../steering/config.js';
 
 /**
@@ -33,6 +34,7 @@ export const CONFIG_SPEC = {
   maxOutOfOrderMs: { env: 'QOE_MAX_OUT_OF_ORDER_MS', default: '500', doc: 'watermark = max event time − this (ms); a window fires when the watermark passes its end' },
   idlePartitionMs: { env: 'QOE_IDLE_PARTITION_MS', default: '5000', doc: 'a partition silent this long (processing time) stops holding the watermark back' },
   sessionTimeoutMs: { env: 'QOE_SESSION_TIMEOUT_MS', default: '60000', doc: 'a session with no event for this long (event time) expires' },
+  windowDimensions: { env: 'QOE_WINDOW_DIMENSIONS', default: 'all', doc: "dimensions kept in the window tables: all, or a comma list that includes cdn and country (camelCase or snake_case); the others are stored as '' and cannot be grouped or filtered by. Bounds the rows per window at scale (docs/operations.md)" },
   maxSessions: { env: 'QOE_MAX_SESSIONS', default: '500000', doc: 'open sessions per processor partition; the oldest is expired at the bound' },
   maxClockSkewMs: { env: 'QOE_MAX_CLOCK_SKEW_MS', default: '300000', doc: 'a session whose first event is older than its receive time by more than this has its clock corrected (ms)' },
   maxClockAheadMs: { env: 'QOE_MAX_CLOCK_AHEAD_MS', default: '5000', doc: 'a client clock ahead of server time by more than this is corrected; no event time passes receive time + this (ms)' },
@@ -71,6 +73,8 @@ export interface Config {
     maxOutOfOrderMs: number;
     idlePartitionMs: number;
     sessionTimeoutMs: number;
+    /** Dimensions kept in the window tables, in DIMENSIONS order (all of them by default). */
+    windowDims: readonly Dimension[];
     maxSessions: number;
     maxClockSkewMs: number;
     maxClockAheadMs: number;
@@ -172,6 +176,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxOutOfOrderMs: int(env, 'maxOutOfOrderMs', 0, 3_600_000),
       idlePartitionMs: int(env, 'idlePartitionMs', 100, 3_600_000),
       sessionTimeoutMs: int(env, 'sessionTimeoutMs', 1000, 86_400_000),
+      windowDims: windowDimensions(raw(env, 'windowDimensions'), bool(env, 'detectorAsnScopes')),
       maxSessions: int(env, 'maxSessions', 1, 100_000_000),
       maxClockSkewMs: int(env, 'maxClockSkewMs', 1000, 365 * 86_400_000),
       maxClockAheadMs: int(env, 'maxClockAheadMs', 0, 86_400_000),
@@ -184,6 +189,26 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: raw(env, 'logLevel'),
   };
   return deepFreeze(config);
+}
+
+/**
+ * QOE_WINDOW_DIMENSIONS: the detector's scopes need cdn and country (and asn when it judges ASN
+ * scopes), so they are always kept.
+ */
+function windowDimensions(s: string, asnScopes: boolean): readonly Dimension[] {
+  if (s === 'all') return DIMENSIONS;
+  const named = new Set<Dimension>();
+  for (const n of list(s)) {
+    const d = DIMENSIONS.find((x) => x === n || snakeCase(x) === n);
+    if (d === undefined) throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_WINDOW_DIMENSIONS: unknown dimension '${n}' (all, or a comma list of ${DIMENSIONS.join(', ')})`);
+    named.add(d);
+  }
+  const required: Dimension[] = asnScopes ? ['cdn', 'country', 'asn'] : ['cdn', 'country'];
+  const missing = required.filter((d) => !named.has(d));
+  if (missing.length > 0) {
+    throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_WINDOW_DIMENSIONS must include ${missing.join(', ')} (the detector's scopes${asnScopes ? ', with QOE_DETECTOR_ASN_SCOPES' : ''})`);
+  }
+  return DIMENSIONS.filter((d) => named.has(d));
 }
 
 /** '' or an http(s) URL; the error never repeats the URL's credentials. */

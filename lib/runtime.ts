@@ -155,7 +155,7 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
   const producer = config.roles.has('ingest') ? bus.producer() : undefined;
   const publish = producer && ((events: SessionEvent[]) => producer.send(TOPICS.beacons, events.map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) }))));
   const plugins = [
-    metricsRoute({ store, windowMs: config.processor.windowMs, now }),
+    metricsRoute({ store, windowMs: config.processor.windowMs, windowDims: config.processor.windowDims, now }),
     telemetryRoute(telemetry, beforeScrape),
     livePage({ store, windowMs: config.processor.windowMs, now, log: log.child({ component: 'live' }) }),
   ];

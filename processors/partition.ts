@@ -1,4 +1,4 @@
-import type { Dims, SessionEvent } from '../schemas/events.js';
+import type { Dimension, Dims, SessionEvent } from '../schemas/events.js';
 import {
   addError, addTtfb, addVst, bitrateBucket, dimsFromKey, dimsKey, emptyAcc, isEmptyAcc, type WindowAcc,
 } from './accumulator.js';
@@ -16,6 +16,8 @@ export interface ProcessorSettings {
   maxClockAheadMs: number;
   maxClockSkewMs: number;
   ebvsMinMs: number;
+  /** Dimensions kept in the window tables (QOE_WINDOW_DIMENSIONS); absent = all of them. */
+  windowDims?: readonly Dimension[];
 }
 
 export interface PartitionCounters {
@@ -136,7 +138,7 @@ export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: Sessio
     const offset = clockOffsetFor(e, cfg.maxClockAheadMs, cfg.maxClockSkewMs);
     if (offset !== 0) ps.counters.skewCorrected += 1;
     const ts0 = Math.max(correctedTs(e, offset, cfg.maxClockAheadMs), ps.closedBeforeMs);
-    s = newSession(e.sessionId, e.dims, ts0, offset);
+    s = newSession(e.sessionId, e.dims, ts0, offset, cfg.windowDims);
     if (ps.sessions.size >= cfg.maxSessions) evictOldest(ps, cfg);
     ps.sessions.set(s.id, s);
   }
@@ -165,7 +167,7 @@ export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: Sessio
   s.sinceMs = tsMs;
   s.extrapolatedToMs = tsMs;
   s.lastTsMs = tsMs;
-  const dims = mergeDims(s.dims, e.dims);
+  const dims = mergeDims(s.dims, e.dims, cfg.windowDims);
   if (dims !== s.dims) {
     s.dims = dims;
     s.dimsKey = dimsKey(dims);

@@ -1,4 +1,4 @@
-import { DIMENSIONS, type Dims, type SessionEvent } from '../schemas/events.js';
+import { DIMENSIONS, emptyDims, type Dimension, type Dims, type SessionEvent } from '../schemas/events.js';
 import { dimsKey } from './accumulator.js';
 
 /**
@@ -36,8 +36,8 @@ export interface Session {
   clockOffsetMs: number;
 }
 
-export function newSession(id: string, dims: Dims, tsMs: number, clockOffsetMs: number): Session {
-  const own = { ...dims };
+export function newSession(id: string, dims: Dims, tsMs: number, clockOffsetMs: number, kept: readonly Dimension[] = DIMENSIONS): Session {
+  const own = kept === DIMENSIONS ? { ...dims } : mergeDims(emptyDims(), dims, kept);
   return {
     id, state: 'init', started: false, attemptTsMs: null, sinceMs: tsMs, extrapolatedToMs: tsMs, lastTsMs: tsMs, lastSeq: -1, seenBelow: 0,
     dims: own, dimsKey: dimsKey(own), bitrateKbps: 0, droppedFrames: 0, clockOffsetMs,
@@ -136,12 +136,13 @@ export function observeSeq(s: Session, seq: number): SeqVerdict {
 }
 
 /**
- * An event's dimensions over the session's: non-empty values win. Copy-on-write: returns `base`
+ * An event's dimensions over the session's: non-empty values win. Only the dimensions `kept` in the
+ * window tables (QOE_WINDOW_DIMENSIONS) are taken; the others stay ''. Copy-on-write: returns `base`
  * itself when nothing changes (the common case), a new object otherwise.
  */
-export function mergeDims(base: Dims, from: Dims): Dims {
+export function mergeDims(base: Dims, from: Dims, kept: readonly Dimension[] = DIMENSIONS): Dims {
   let out: Dims | null = null;
-  for (const k of DIMENSIONS) {
+  for (const k of kept) {
     const v = from[k];
     if (v !== '' && v !== base[k]) {
       out ??= { ...base };

@@ -41,6 +41,29 @@ describe('parseMetricsQuery', () => {
   });
 });
 
+describe('parseMetricsQuery with QOE_WINDOW_DIMENSIONS', () => {
+  it.each<[RawQuery, string]>([
+    [{ group_by: 'cdn,content_id' }, 'group_by'],
+    [{ filter: 'custom1:premium' }, 'filter'],
+  ])('rejects %j, a dimension not kept in the windows, naming %s', (raw, field) => {
+    let err: unknown;
+    try {
+      parseMetricsQuery(raw, NOW, 10_000, ['cdn', 'country', 'deviceType']);
+    } catch (e) {
+      err = e;
+    }
+    expect(isQoeError(err, 'QOE_ERR_QUERY_BAD_PARAMETER')).toBe(true);
+    expect((err as { details: { field: string } }).details.field).toBe(field);
+    expect((err as Error).message).toMatch(/not kept in the window tables/);
+  });
+
+  it('takes the kept ones', () => {
+    const q = parseMetricsQuery({ group_by: 'device_type', filter: 'country:US' }, NOW, 10_000, ['cdn', 'country', 'deviceType']);
+    expect(q.groupBy).toEqual(['deviceType']);
+    expect(q.filters).toEqual([{ dim: 'country', values: ['US'] }]);
+  });
+});
+
 describe('buildMetricsSql', () => {
   it('puts user values only in typed parameters and identifiers only from the whitelist', () => {
     const q = parseMetricsQuery({ group_by: 'contentId', filter: "cdn:a'b" }, NOW, 10_000);

@@ -50,9 +50,11 @@ export function parseDuration(field: string, v: string): number {
   return Number(m[1]) * (UNIT_MS[m[2] ?? 'ms'] ?? 1);
 }
 
-function parseDim(field: string, v: string): Dimension {
+function parseDim(field: string, v: string, kept: readonly Dimension[]): Dimension {
   const d = DIMENSIONS.find((x) => x === v || snakeCase(x) === v);
   if (!d) throw bad(field, `unknown dimension '${v}' (one of ${DIMENSIONS.join(', ')})`);
+  // Stored as '' when not kept: grouping would show one empty group, filtering would match nothing.
+  if (!kept.includes(d)) throw bad(field, `dimension '${v}' is not kept in the window tables (QOE_WINDOW_DIMENSIONS: ${kept.join(', ')})`);
   return d;
 }
 
@@ -65,19 +67,19 @@ export interface RawQuery {
   from?: string; to?: string; step?: string; group_by?: string | string[]; filter?: string | string[]; metrics?: string | string[];
 }
 
-export function parseMetricsQuery(q: RawQuery, nowMs: number, windowMs: number): MetricsQuery {
+export function parseMetricsQuery(q: RawQuery, nowMs: number, windowMs: number, kept: readonly Dimension[] = DIMENSIONS): MetricsQuery {
   const toMs = q.to === undefined ? nowMs : parseTime('to', q.to, nowMs);
   const fromMs = q.from === undefined ? toMs - 3_600_000 : parseTime('from', q.from, nowMs);
   if (!(fromMs < toMs)) throw bad('from', 'must be before to');
   const stepMs = q.step === undefined ? Math.max(windowMs, Math.ceil((toMs - fromMs) / windowMs) * windowMs) : parseDuration('step', q.step);
   if (stepMs < windowMs || stepMs % windowMs !== 0) throw bad('step', `must be a positive multiple of the window (${windowMs} ms)`);
   if ((toMs - fromMs) / stepMs > MAX_POINTS) throw bad('step', `too small for the range: more than ${MAX_POINTS} points`);
-  const groupBy = [...new Set(asList(q.group_by).map((g) => parseDim('group_by', g)))];
+  const groupBy = [...new Set(asList(q.group_by).map((g) => parseDim('group_by', g, kept)))];
   const byDim = new Map<Dimension, string[]>();
   for (const f of asList(q.filter)) {
     const sep = f.indexOf(':');
     if (sep <= 0) throw bad('filter', `expected dimension:value[|value…], got '${f}'`);
-    const dim = parseDim('filter', f.slice(0, sep));
+    const dim = parseDim('filter', f.slice(0, sep), kept);
     const values = f.slice(sep + 1).split('|');
     if (values.some((x) => x.length > 128)) throw bad('filter', 'value longer than 128 characters');
     byDim.set(dim, [...(byDim.get(dim) ?? []), ...values]);
@@ -157,7 +159,10 @@ export function buildMetricsSql(q: MetricsQuery, source: MetricsSource = pickMet
     ...HISTOGRAMS.map((h) => (source.aggregated ? `sumMapMerge(${h.as}) AS ${h.as}` : `sumMap(${h.keys}, ${h.values}) AS ${h.as}`)),
   ];
   const groupBy = ['bucket', ...dims].join(', ');
-  const sql = `SELECT ${select.join(', ')} FROM ${source.table} WHERE ${where.join(' AND ')} GROUP BY ${groupBy} ORDER BY ${groupBy} LIMIT ${MAX_POINTS + 1}`;
+  // A group whose rows cancel out (time extrapolated past a session's last event, then retracted by a
+  // delta row) has nothing to report: no point, as if no row had been stored.
+  const nonEmpty = SUMS.map((c) => `${c} != 0`).join(' OR ');
+  const sql = `SELECT ${select.join(', ')} FROM ${source.table} WHERE ${where.join(' AND ')} GROUP BY ${groupBy} HAVING ${nonEmpty} ORDER BY ${groupBy} LIMIT ${MAX_POINTS + 1}`;
   return { sql, params, source };
 }
 

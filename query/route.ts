@@ -1,11 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { QoeError, isQoeError } from '../lib/errors.js';
 import type { Store } from '../lib/store/types.js';
+import type { Dimension } from '../schemas/events.js';
 import { buildMetricsSql, finalizeRow, MAX_POINTS, METRIC_NAMES, parseMetricsQuery, type RawQuery } from './metrics.js';
 
 export interface MetricsRouteDeps {
   store: Store;
   windowMs: number;
+  /** QOE_WINDOW_DIMENSIONS: the dimensions a query may group or filter by (default: all). */
+  windowDims?: readonly Dimension[];
   now: () => number;
 }
 
@@ -28,7 +31,7 @@ export function metricsRoute(deps: MetricsRouteDeps): FastifyPluginAsync {
         },
       },
     }, async (req) => {
-      const q = parseMetricsQuery(req.query, deps.now(), deps.windowMs);
+      const q = parseMetricsQuery(req.query, deps.now(), deps.windowMs, deps.windowDims);
       const { sql, params } = buildMetricsSql(q);
       let rows: Array<Record<string, unknown>>;
       try {

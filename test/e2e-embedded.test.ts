@@ -126,4 +126,31 @@ describe('embedded pipeline, end to end', () => {
       await second.runtime.stop();
     }
   });
+
+  it('with QOE_WINDOW_DIMENSIONS, keeps only those dimensions in the windows, exactly', async () => {
+    const run = plan(13, 300);
+    const kept = ['cdn', 'country', 'deviceType', 'streamType'] as const;
+    const { runtime } = await startTestRuntime(replayEnv(tempDataDir(), { QOE_WINDOW_DIMENSIONS: kept.join(',') }));
+    try {
+      const stats = await sendRun(run, { target: runtime.url, concurrency: 8 });
+      expect(stats.accepted).toBe(run.truth.events);
+      await settle(runtime);
+      const { startMs, endMs } = run.truth;
+      // Per window and every kept dimension: the truth summed over what is not kept.
+      expectMatches(await query(runtime, { from: String(startMs), to: String(endMs), step: '10s', group_by: kept.join(',') }),
+        aggregateTruth(run.truth, [...kept], { stepMs: WINDOW_MS }), WINDOW_MS);
+      // What is not kept is stored as '' (the simulator sends content ids, player versions, custom1/2).
+      const [stored] = await runtime.store.query<{ dropped: string }>(
+        "SELECT toString(countIf(content_id != '' OR player_version != '' OR custom1 != '' OR asn != '')) AS dropped FROM qoe_metrics");
+      expect(Number(stored?.dropped)).toBe(0);
+      // Asking for a dimension that is not kept is a clear 400, not an empty group.
+      const res = await fetch(`${runtime.url}/v1/metrics?group_by=content_id`);
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: { code: string; details?: { field?: string } } };
+      expect(body.error.code).toBe('QOE_ERR_QUERY_BAD_PARAMETER');
+      expect(body.error.details?.field).toBe('group_by');
+    } finally {
+      await runtime.stop();
+    }
+  });
 });
