@@ -4,7 +4,7 @@
  * (maxBatchSize 2000 in the processor) advance every partition to the watermark and encode the rows
  * it emits. Processing time is simulated by each record's receivedAtMs, so runs are deterministic.
  */
-import { loadConfig } from '../lib/config.js';
+import { loadConfig, type Config } from '../lib/config.js';
 import { encodeMetricsRecord, toMetricsRecord } from '../processors/metrics-record.js';
 import { advance, applyEvent, emptyPartitionState, type PartitionState } from '../processors/partition.js';
 import { createWatermarkTracker, currentWatermark, observeEventTime, type WatermarkTracker } from '../processors/watermark.js';
@@ -16,6 +16,7 @@ export const BATCH = 2000;
 export const settings = loadConfig({}).processor;
 
 export interface CoreState {
+  settings: Config['processor'];
   states: Map<number, PartitionState>;
   tracker: WatermarkTracker;
   outputs: number;
@@ -23,8 +24,10 @@ export interface CoreState {
   deadLetters: number;
 }
 
-export function createCore(): CoreState {
-  return { states: new Map(), tracker: createWatermarkTracker(), outputs: 0, outputBytes: 0, deadLetters: 0 };
+/** `windowDimensions`: QOE_WINDOW_DIMENSIONS (default all). */
+export function createCore(windowDimensions = 'all'): CoreState {
+  const own = windowDimensions === 'all' ? settings : loadConfig({ QOE_WINDOW_DIMENSIONS: windowDimensions }).processor;
+  return { settings: own, states: new Map(), tracker: createWatermarkTracker(), outputs: 0, outputBytes: 0, deadLetters: 0 };
 }
 
 function stateOf(core: CoreState, partition: number): PartitionState {
@@ -37,22 +40,22 @@ function stateOf(core: CoreState, partition: number): PartitionState {
 }
 
 function apply(core: CoreState, partition: number, e: SessionEvent): void {
-  const res = applyEvent(stateOf(core, partition), settings, e);
-  observeEventTime(core.tracker, partition, Math.min(e.tsMs, e.receivedAtMs + settings.maxClockAheadMs), e.receivedAtMs);
+  const res = applyEvent(stateOf(core, partition), core.settings, e);
+  observeEventTime(core.tracker, partition, Math.min(e.tsMs, e.receivedAtMs + core.settings.maxClockAheadMs), e.receivedAtMs);
   if (res.kind === 'dead_letter') core.deadLetters += 1;
 }
 
 /** closeWindows(): advance every partition to the watermark and Avro-encode the emitted rows. */
 export function closeWindows(core: CoreState, nowMs: number): void {
-  const wm = currentWatermark(core.tracker, settings, nowMs);
+  const wm = currentWatermark(core.tracker, core.settings, nowMs);
   advanceTo(core, wm);
 }
 
 export function advanceTo(core: CoreState, watermarkMs: number): void {
   for (const [partition, ps] of core.states) {
-    for (const o of advance(ps, settings, watermarkMs)) {
+    for (const o of advance(ps, core.settings, watermarkMs)) {
       core.outputs += 1;
-      core.outputBytes += encodeMetricsRecord(toMetricsRecord(o, settings.windowMs, partition)).length;
+      core.outputBytes += encodeMetricsRecord(toMetricsRecord(o, core.settings.windowMs, partition)).length;
     }
   }
 }

@@ -35,6 +35,8 @@ const { values, positionals } = parseArgs({
     connections: { type: 'string', default: '32' },
     probes: { type: 'string', default: '30' },
     body: { type: 'string', default: '' },
+    'period-ms': { type: 'string', default: '1800000' },
+    'window-dims': { type: 'string', default: 'all' },
   },
 });
 const hasTaskset = spawnSync('taskset', ['-V']).status === 0;
@@ -111,13 +113,14 @@ async function ingest(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
 /** (b) Pre-filled qoe.beacons.v1, then the processor and sink roles until the input is processed and stored. */
 async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   const limit = Number(values.events);
-  const stream = simulatedStream({ views: Math.ceil((limit / 28) * 1.6), periodMs: 1_800_000, limit, partitions: PARTITIONS });
+  const stream = simulatedStream({ views: Math.ceil((limit / 28) * 1.6), periodMs: Number(values['period-ms']), limit, partitions: PARTITIONS });
   const records = encodeStream(stream);
   const dataDir = mkdtempSync(join(tmpdir(), 'qoe-bench-kafka-'));
   const env: Record<string, string> = {
     PORT: '0', QOE_HOST: '127.0.0.1', QOE_DATA_DIR: dataDir, QOE_ROLES: 'processor,sink', QOE_PARTITIONS: String(PARTITIONS), QOE_LOG_LEVEL: 'warn',
     // Replayed (historic) traffic: old timestamps are not clock skew (as test/helpers/runtime.ts replayEnv).
     QOE_MAX_CLOCK_SKEW_MS: String(365 * 86_400_000), QOE_MAX_OUT_OF_ORDER_MS: '60000',
+    QOE_WINDOW_DIMENSIONS: values['window-dims'],
   };
   let bus: Bus | undefined;
   if (kind === 'kafka') {

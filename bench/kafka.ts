@@ -5,6 +5,7 @@
  *
  *   npx tsx bench/kafka.ts [--part ingest,processor,freshness] [--rounds 2] [--seconds 10]
  *                          [--connections 32] [--events 150000] [--probes 30] [--cpu-prof-dir DIR]
+ *                          [--period-ms 1800000] [--window-dims all|<QOE_WINDOW_DIMENSIONS>]
  *
  * (a) ingest: the ingest app into the memory bus (drained by a consumer, bench/servers.ts) vs the
  *     ingest role on Kafka (lib/runtime.ts, acks=all, gzip); 20-event POSTs from bench/loadgen.ts
@@ -38,6 +39,10 @@ const { values } = parseArgs({
     events: { type: 'string', default: '150000' },
     probes: { type: 'string', default: '30' },
     'cpu-prof-dir': { type: 'string', default: '' },
+    /** (b): attempts spread over this period (denser traffic: more events per window × dimension tuple). */
+    'period-ms': { type: 'string', default: '1800000' },
+    /** (b): QOE_WINDOW_DIMENSIONS of the processor. */
+    'window-dims': { type: 'string', default: 'all' },
   },
 });
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -110,6 +115,7 @@ async function partIngest(): Promise<void> {
 }
 
 async function partProcessor(clickhouse: ClickHouseServer): Promise<void> {
+  const shape = ['--period-ms', values['period-ms'], '--window-dims', values['window-dims']];
   const rates: Record<'embedded' | 'kafka', number[]> = { embedded: [], kafka: [] };
   for (let round = 0; round < rounds; round++) {
     for (const kind of round % 2 === 0 ? (['embedded', 'kafka'] as const) : (['kafka', 'embedded'] as const)) {
@@ -119,13 +125,13 @@ async function partProcessor(clickhouse: ClickHouseServer): Promise<void> {
         const kafka = await startKafka({ brokers: 1 });
         try {
           const b0 = brokerCpuSeconds(kafka);
-          r = await child('processor-kafka', ['--events', values.events, '--brokers', kafka.brokers.join(','), '--clickhouse', clickhouse.url], round === 0);
+          r = await child('processor-kafka', ['--events', values.events, ...shape, '--brokers', kafka.brokers.join(','), '--clickhouse', clickhouse.url], round === 0);
           brokerCpu = ` broker CPU ${(brokerCpuSeconds(kafka) - b0).toFixed(1)} s (feed included)`;
         } finally {
           await kafka.stop();
         }
       } else {
-        r = await child('processor-embedded', ['--events', values.events]);
+        r = await child('processor-embedded', ['--events', values.events, ...shape]);
       }
       rates[kind].push(perCore(r));
       console.log(`[processor] round ${round + 1} ${line(r, `rows=${r.extra.rowsStored}${brokerCpu}`)}`);
