@@ -10,7 +10,8 @@ import { DIMENSIONS, snakeCase } from '../schemas/events.js';
  * Rows are batched (sink.batchRows, or sink.flushMs at the latest) and offsets committed only after
  * the insert. Every row carries its source partition/offset; on assignment the sink reads, per table,
  * the highest offset already stored for each partition and skips records at or below it, so a crash
- * between insert and commit never doubles a row (works on any ClickHouse version).
+ * between insert and commit never doubles a row (works on any ClickHouse version); before every
+ * insert it asks again (notYetStored), for rows a previous owner stored after the handover.
  */
 export interface SinkDeps {
   bus: Bus;
@@ -100,8 +101,6 @@ export function createSink(deps: SinkDeps): Sink {
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
   let stopped = false;
-  /** Tables whose rows were put back after a failed flush. */
-  const requeued = new Set<string>();
 
   async function loadStored(topic: string, partition: number): Promise<void> {
     for (const table of TABLE_OF[topic] ?? []) {
@@ -124,14 +123,30 @@ export function createSink(deps: SinkDeps): Sink {
   }
 
   /**
-   * Rows not yet in `table`. After a failed insert the server may still have written the batch (the
-   * connection broke after the write): the retry sends only rows above the stored offsets.
+   * Rows not yet in `table`, asked of the store right before each insert. After a failed insert the
+   * server may still have written the batch (the connection broke after the write). And after a
+   * rebalance the previous owner of a partition may still be finishing its last flush (kafkajs does
+   * not wait for onRevoke before handing partitions out: lib/bus/kafka-consumer.ts) after this sink
+   * read the stored offsets in onAssign. Stored rows of a record have the record's time, so the
+   * lookup is limited to the rows' time range (the tables' primary key starts with it); within it the
+   * highest stored offset per partition says which rows are in (offsets are stored contiguously, see
+   * dayRuns). What is left is the instant between this query and the insert.
    */
   async function notYetStored(table: string, rows: Row[]): Promise<Row[]> {
+    if (rows.length === 0) return rows;
     const parts = [...new Set(rows.map((r) => String(r.src_partition)))];
+    const timeColumn = table === 'qoe_dead_letters' ? 'dead_at' : 'window_start';
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const r of rows) {
+      const t = Number(r[timeColumn]);
+      if (t < lo) lo = t;
+      if (t > hi) hi = t;
+    }
     const res = await store.query<{ p: number; m: number }>(
-      `SELECT src_partition AS p, max(src_offset) AS m FROM ${table} WHERE has({ps:Array(String)}, toString(src_partition)) GROUP BY src_partition`,
-      { ps: parts },
+      `SELECT src_partition AS p, max(src_offset) AS m FROM ${table} WHERE ${timeColumn} >= {lo:DateTime} AND ${timeColumn} <= {hi:DateTime} ` +
+        'AND has({ps:Array(String)}, toString(src_partition)) GROUP BY src_partition',
+      { ps: parts, lo: lo * 1000, hi: hi * 1000 },
     );
     const max = new Map(res.map((r) => [Number(r.p), Number(r.m)]));
     return rows.filter((r) => Number(r.src_offset) > (max.get(Number(r.src_partition)) ?? -1));
@@ -142,7 +157,7 @@ export function createSink(deps: SinkDeps): Sink {
     for (let attempt = 0; ; attempt++) {
       const t0 = Date.now();
       try {
-        if (attempt > 0) todo = await notYetStored(table, todo);
+        todo = await notYetStored(table, todo);
         if (todo.length > 0) await store.insert(table, todo);
         deps.onInsert?.(table, todo.length, Date.now() - t0);
         return;
@@ -173,7 +188,6 @@ export function createSink(deps: SinkDeps): Sink {
       for (const [table, rows] of batches) {
         if (done.has(table)) continue;
         buffers.set(table, [...rows, ...(buffers.get(table) ?? [])]);
-        requeued.add(table);
       }
       for (const c of commits) {
         const k = `${c.topic}:${c.partition}`;
@@ -186,9 +200,8 @@ export function createSink(deps: SinkDeps): Sink {
   }
 
   async function insertBatches(batches: Array<[string, Row[]]>, done: Set<string>): Promise<void> {
-    for (const [table, all] of batches) {
-      // Put back after a failure: part of it (an earlier day) may already be stored.
-      const rows = requeued.delete(table) ? await notYetStored(table, all) : all;
+    for (const [table, rows] of batches) {
+      // Each run asks what is stored first: after a failure put back, part of it may be in already.
       for (const dayRows of dayRuns(rows)) await insertWithRetry(table, dayRows);
       // A batch handed over again without a reassignment must not be inserted twice either.
       const byPart = stored.get(table) ?? new Map<number, number>();

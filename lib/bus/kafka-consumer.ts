@@ -45,7 +45,8 @@ function toRecord(topic: string, partition: number, m: KafkaMessage): BusRecord 
  * Handlers and batches run one at a time in event order, so onAssign finishes before the first
  * batch of the new generation and onRevoke waits for the batch in progress.
  * Limits: kafkajs does not await event listeners, so the rejoin runs concurrently with onRevoke —
- * another member may receive the partitions before onRevoke has finished flushing; and a commit
+ * another member may receive the partitions before onRevoke has finished flushing (the sink asks
+ * the store what is in before every insert; the processor's transactions fence); and a commit
  * from a member that lost its partitions fails (rebalance / illegal generation) and is retried by
  * the next owner from the last committed offset, i.e. at-least-once across a rebalance unless the
  * output is written with sendWithOffsets.
