@@ -150,7 +150,9 @@ async function outage({ bus: busKind, outageMs, maxBacklog, reachesBound }: Scen
     expect(expected.attempts).toBeGreaterThan(0);
     const same = async (): Promise<boolean> => JSON.stringify(await totals(runtime.store, 'qoe_metrics')) === JSON.stringify(expected);
     await waitUntil('ClickHouse totals to reach the ground truth', same, 120_000).catch(() => undefined);
-    expect(await totals(runtime.store, 'qoe_metrics')).toEqual(expected);
+    const stored = await totals(runtime.store, 'qoe_metrics');
+    if (JSON.stringify(stored) !== JSON.stringify(expected)) console.error('outage totals differ', JSON.stringify(await diagnose(runtime, stored, expected)));
+    expect(stored).toEqual(expected);
     expect(await totals(runtime.store, 'qoe_metrics_1m')).toEqual(expected);
     expect(await totals(runtime.store, 'qoe_metrics_1h')).toEqual(expected);
     await expectApiTotals(runtime, run.truth.startMs, run.truth.endMs, aggregateTruth(run.truth, ['cdn']));
@@ -160,6 +162,19 @@ async function outage({ bus: busKind, outageMs, maxBacklog, reachesBound }: Scen
   // Bounded while the store was down: the bus's bound holds, the heap stays far from growing without limit.
   for (const s of samples) expect(s.metricsBacklog).toBeLessThanOrEqual(maxBacklog);
   expect(Math.max(...samples.map((s) => s.heapMb))).toBeLessThan(1024);
+}
+
+/** What a failed comparison needs to be explained: the fields that differ, the processor's counters, the dead letters. */
+async function diagnose(runtime: Runtime, stored: Totals, expected: Totals): Promise<unknown> {
+  const diff = Object.fromEntries((Object.keys(expected) as Field[]).filter((f) => stored[f] !== expected[f]).map((f) => [f, stored[f] - expected[f]]));
+  const counters: Record<string, number> = {};
+  for (const ps of runtime.processor?.partitions().values() ?? []) {
+    for (const [k, v] of Object.entries(ps.counters)) counters[k] = (counters[k] ?? 0) + v;
+  }
+  const dead = await runtime.store.query<{ reason: string; n: string }>('SELECT reason, toString(count()) AS n FROM qoe_dead_letters GROUP BY reason');
+  const perPartition = await runtime.store.query<{ p: number; n: string; m: string }>(
+    'SELECT src_partition AS p, toString(count()) AS n, toString(max(src_offset)) AS m FROM qoe_metrics GROUP BY src_partition ORDER BY p');
+  return { diff, counters, dead, perPartition };
 }
 
 /** The largest uncommitted backlog of a metrics partition (memory bus), or the sink's whole lag (Kafka). */
