@@ -36,6 +36,7 @@ const { values, positionals } = parseArgs({
     probes: { type: 'string', default: '30' },
     body: { type: 'string', default: '' },
     'period-ms': { type: 'string', default: '1800000' },
+    views: { type: 'string', default: '' },
     'window-dims': { type: 'string', default: 'all' },
   },
 });
@@ -113,7 +114,8 @@ async function ingest(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
 /** (b) Pre-filled qoe.beacons.v1, then the processor and sink roles until the input is processed and stored. */
 async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   const limit = Number(values.events);
-  const stream = simulatedStream({ views: Math.ceil((limit / 28) * 1.6), periodMs: Number(values['period-ms']), limit, partitions: PARTITIONS });
+  const views = values.views === '' ? Math.ceil((limit / 28) * 1.6) : Number(values.views);
+  const stream = simulatedStream({ views, periodMs: Number(values['period-ms']), limit, partitions: PARTITIONS });
   const records = encodeStream(stream);
   const dataDir = mkdtempSync(join(tmpdir(), 'qoe-bench-kafka-'));
   const env: Record<string, string> = {

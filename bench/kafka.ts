@@ -5,7 +5,7 @@
  *
  *   npx tsx bench/kafka.ts [--part ingest,processor,freshness] [--rounds 2] [--seconds 10]
  *                          [--connections 32] [--events 150000] [--probes 30] [--cpu-prof-dir DIR]
- *                          [--period-ms 1800000] [--window-dims all|<QOE_WINDOW_DIMENSIONS>]
+ *                          [--period-ms 1800000] [--views N] [--window-dims all|<QOE_WINDOW_DIMENSIONS>]
  *
  * (a) ingest: the ingest app into the memory bus (drained by a consumer, bench/servers.ts) vs the
  *     ingest role on Kafka (lib/runtime.ts, acks=all, gzip); 20-event POSTs from bench/loadgen.ts
@@ -41,6 +41,8 @@ const { values } = parseArgs({
     'cpu-prof-dir': { type: 'string', default: '' },
     /** (b): attempts spread over this period (denser traffic: more events per window × dimension tuple). */
     'period-ms': { type: 'string', default: '1800000' },
+    /** (b): simulated views (default: enough for --events at ~28 events per view, × 1.6). */
+    views: { type: 'string', default: '' },
     /** (b): QOE_WINDOW_DIMENSIONS of the processor. */
     'window-dims': { type: 'string', default: 'all' },
   },
@@ -115,7 +117,7 @@ async function partIngest(): Promise<void> {
 }
 
 async function partProcessor(clickhouse: ClickHouseServer): Promise<void> {
-  const shape = ['--period-ms', values['period-ms'], '--window-dims', values['window-dims']];
+  const shape = ['--period-ms', values['period-ms'], '--window-dims', values['window-dims'], ...(values.views === '' ? [] : ['--views', values.views])];
   const rates: Record<'embedded' | 'kafka', number[]> = { embedded: [], kafka: [] };
   for (let round = 0; round < rounds; round++) {
     for (const kind of round % 2 === 0 ? (['embedded', 'kafka'] as const) : (['kafka', 'embedded'] as const)) {
