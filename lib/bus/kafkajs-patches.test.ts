@@ -1,7 +1,8 @@
 // First: the patch must run before anything loads kafkajs, as in the adapter's files.
-import { groupMessagesPerPartition, kafkajsPatched } from './kafkajs-patches.js';
+import { filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched } from './kafkajs-patches.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createKafkaBus } from './kafka.js';
@@ -39,5 +40,103 @@ describe('kafkajs patch: linear groupMessagesPerPartition', () => {
         expect(groupMessagesPerPartition(args)).toEqual(kafkajs(args));
       },
     ));
+  });
+});
+
+/** kafkajs's own filterAbortedMessages, evaluated from its file. */
+function originalFilter(): typeof filterAbortedMessages {
+  const file = require.resolve('kafkajs/src/consumer/filterAbortedMessages.js');
+  const mod = { exports: undefined as unknown };
+  new Function('module', 'exports', 'require', readFileSync(file, 'utf8'))(mod, mod.exports, (id: string) => require(id.startsWith('.') ? require.resolve(id, { paths: [dirname(file)] }) : id));
+  return mod.exports as typeof filterAbortedMessages;
+}
+
+interface LogEntry {
+  offset: number;
+  producer: number;
+  /** Index of the producer's transaction this record (or marker) belongs to; -1 = not transactional. */
+  txn: number;
+  marker?: 'commit' | 'abort';
+}
+
+/**
+ * A partition log as a broker writes it: producers' transactions interleave, each ends with a
+ * commit or abort marker; plus non-transactional records. Built from a random schedule.
+ */
+function buildLog(schedule: Array<{ producer: number; action: 'record' | 'commit' | 'abort' | 'plain' }>): { log: LogEntry[]; aborted: Set<string>; lso: number } {
+  const log: LogEntry[] = [];
+  const open = new Map<number, number>();
+  const count = new Map<number, number>();
+  const aborted = new Set<string>();
+  for (const step of schedule) {
+    const offset = log.length;
+    if (step.action === 'plain') {
+      log.push({ offset, producer: 100 + step.producer, txn: -1 });
+    } else if (step.action === 'record') {
+      if (!open.has(step.producer)) {
+        open.set(step.producer, count.get(step.producer) ?? 0);
+        count.set(step.producer, (count.get(step.producer) ?? 0) + 1);
+      }
+      log.push({ offset, producer: step.producer, txn: open.get(step.producer) ?? 0 });
+    } else if (open.has(step.producer)) {
+      const txn = open.get(step.producer) ?? 0;
+      log.push({ offset, producer: step.producer, txn, marker: step.action });
+      if (step.action === 'abort') aborted.add(`${step.producer}:${txn}`);
+      open.delete(step.producer);
+    }
+  }
+  // read_committed: a fetch ends before the first record of a transaction still open (the LSO).
+  const lso = Math.min(log.length, ...[...open].map(([p, txn]) => log.find((e) => e.producer === p && e.txn === txn && e.marker === undefined)?.offset ?? log.length));
+  return { log, aborted, lso };
+}
+
+function fetchResponse(log: LogEntry[], lso: number, from: number): Parameters<typeof filterAbortedMessages>[0] {
+  const messages = log.slice(from, lso).map((e) => ({
+    offset: String(e.offset),
+    key: e.marker === undefined ? Buffer.from(`k${e.offset}`) : Buffer.from([0, 0, 0, e.marker === 'abort' ? 0 : 1]),
+    isControlRecord: e.marker !== undefined,
+    batchContext: { producerId: String(e.producer), inTransaction: e.txn >= 0 },
+  }));
+  // As the broker: aborted transactions that overlap [from, lso) — abort marker at or after the fetch
+  // offset, first record before the LSO — in the order of their abort markers (the transaction index).
+  const abortedTransactions = log
+    .filter((e) => e.marker === 'abort' && e.offset >= from)
+    .map((m) => ({ producerId: String(m.producer), firstOffset: log.find((e) => e.producer === m.producer && e.txn === m.txn)?.offset ?? m.offset }))
+    .filter((t) => t.firstOffset < lso)
+    .map((t) => ({ producerId: t.producerId, firstOffset: String(t.firstOffset) }));
+  return { messages, abortedTransactions };
+}
+
+const scheduleArb = fc.array(fc.record({
+  producer: fc.integer({ min: 0, max: 3 }),
+  action: fc.constantFrom('record', 'record', 'record', 'commit', 'abort', 'plain') as fc.Arbitrary<'record' | 'commit' | 'abort' | 'plain'>,
+}), { maxLength: 120 });
+
+describe('kafkajs patch: read_committed skips every aborted transaction', () => {
+  it('is what kafkajs loads', () => {
+    expect(require('kafkajs/src/consumer/filterAbortedMessages.js')).toBe(filterAbortedMessages);
+  });
+
+  it('keeps exactly the committed and non-transactional records, from any fetch offset (truth: the log)', () => {
+    fc.assert(fc.property(scheduleArb, fc.nat(), (schedule, start) => {
+      const { log, aborted, lso } = buildLog(schedule);
+      const from = lso === 0 ? 0 : start % lso;
+      const kept = filterAbortedMessages(fetchResponse(log, lso, from)).filter((m) => m.isControlRecord !== true).map((m) => Number(m.offset));
+      const truth = log.filter((e) => e.offset >= from && e.offset < lso && e.marker === undefined && !aborted.has(`${e.producer}:${e.txn}`)).map((e) => e.offset);
+      expect(kept).toEqual(truth);
+    }), { numRuns: 500 });
+  });
+
+  it("kafkajs 2.2.4's own filter lets aborted records through when transactions abort out of order", () => {
+    // Producer 1 begins at 0, producer 2 at 1; producer 2 aborts first (marker 3), then producer 1 (marker 4).
+    const { log, lso } = buildLog([
+      { producer: 1, action: 'record' }, { producer: 2, action: 'record' }, { producer: 1, action: 'record' },
+      { producer: 2, action: 'abort' }, { producer: 1, action: 'abort' }, { producer: 3, action: 'plain' },
+    ]);
+    const response = fetchResponse(log, lso, 0);
+    const ours = filterAbortedMessages(response).filter((m) => m.isControlRecord !== true).map((m) => Number(m.offset));
+    const theirs = originalFilter()(response).filter((m) => m.isControlRecord !== true).map((m) => Number(m.offset));
+    expect(ours).toEqual([5]);
+    expect(theirs).toContain(0);
   });
 });
