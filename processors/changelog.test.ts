@@ -39,18 +39,20 @@ describe('processor state changelog', () => {
       }
       advance(ps, cfg, maxTs - 1000);
       const all = movedSince(before, ps);
-      const diff = diffPartition(ps, tracker, { maxTsMs: maxTs, sessions: all ? 'all' : touched });
+      const diff = diffPartition(ps, tracker, { maxTsMs: maxTs, sessions: all ? 'all' : touched, nextOffset: offset });
       for (const m of diff.messages) log.push({ topic: 'cl', partition: 0, offset: log.length, key: m.key, value: m.value, timestampMs: 0 });
       diff.commit();
       const restored = restorePartition(0, log);
       expect(serializePartition(restored.state)).toEqual(serializePartition(ps));
       expect([...restored.state.sessions.keys()]).toEqual([...ps.sessions.keys()]);
       expect(restored.maxTsMs).toBe(maxTs);
+      // The next input offset the state covers, as committed with it (a restart skips what is below).
+      expect(restored.nextOffset).toBe(offset);
       // Nothing changed since the commit: a full comparison (every session and accumulator) finds
       // nothing the incremental diff left out.
       const dirty: Set<string> | null = ps.dirtyAccs;
       ps.dirtyAccs = null;
-      expect(diffPartition(ps, tracker, { maxTsMs: maxTs, sessions: 'all' }).messages).toEqual([]);
+      expect(diffPartition(ps, tracker, { maxTsMs: maxTs, sessions: 'all', nextOffset: offset }).messages).toEqual([]);
       ps.dirtyAccs = dirty;
     }
     expect(ps.counters.evicted).toBeGreaterThan(0);

@@ -11,7 +11,9 @@ import { upgradeSession, type Session } from './session.js';
  *   to the back of the partition's session map (restore rebuilds the map in that order, so expiry
  *   and eviction scan sessions exactly as the live processor did);
  * - `a:<open|corrections>:<windowStartMs>:<dimsKey>` → the window accumulator;
- * - `m` → partition meta: closedBeforeMs, firedBeforeMs, counters, max event time (for the watermark);
+ * - `m` → partition meta: closedBeforeMs, firedBeforeMs, counters, max event time (for the watermark),
+ *   and the next input offset the state covers (see processor.ts: a restarted owner can be handed an
+ *   older committed offset than the state it restored, and skips what the state already holds);
  * - `r` → restore barrier (see processor.ts), ignored here.
  * An empty value is a tombstone (session expired, window emitted). Values are JSON.
  */
@@ -25,6 +27,8 @@ export interface ChangelogMeta {
   firedBeforeMs?: number | null;
   counters: PartitionCounters;
   maxTsMs: number | null;
+  /** Next input offset of the partition this state covers; absent in records written before it was kept. */
+  nextOffset?: number | null;
 }
 
 type Table = 'open' | 'corrections';
@@ -110,7 +114,7 @@ const sessionKey = (id: string): string => `s:${id}`;
  * extrapolation touch sessions no event named).
  */
 export function diffPartition(
-  ps: PartitionState, t: ChangelogTracker, opts: { maxTsMs: number | null; sessions: Iterable<string> | 'all' },
+  ps: PartitionState, t: ChangelogTracker, opts: { maxTsMs: number | null; sessions: Iterable<string> | 'all'; nextOffset: number | null },
 ): ChangelogDiff {
   const partition = t.partition;
   const changes: Array<{ kind: 'session' | 'acc' | 'meta'; id: string; key: string; value: string | null }> = [];
@@ -163,6 +167,7 @@ export function diffPartition(
   const meta = JSON.stringify({
     v: 1, closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null,
     firedBeforeMs: Number.isFinite(ps.firedBeforeMs) ? ps.firedBeforeMs : null, counters: ps.counters, maxTsMs: opts.maxTsMs,
+    nextOffset: opts.nextOffset,
   } satisfies ChangelogMeta);
   if (meta !== t.meta) changes.push({ kind: 'meta', id: META_KEY, key: META_KEY, value: meta });
   return {
@@ -185,6 +190,8 @@ export interface RestoredPartition {
   state: PartitionState;
   tracker: ChangelogTracker;
   maxTsMs: number | null;
+  /** The next input offset the restored state covers (null: not recorded). */
+  nextOffset: number | null;
 }
 
 /** Rebuilds a partition's state from its changelog records (offset order; the last value per key wins). */
@@ -198,6 +205,7 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   const state = emptyPartitionState();
   const tracker = createTracker(partition);
   let maxTsMs: number | null = null;
+  let nextOffset: number | null = null;
   const sessions: SessionRecord[] = [];
   for (const [key, buf] of latest) {
     const text = buf.toString('utf8');
@@ -207,6 +215,7 @@ export function restorePartition(partition: number, records: readonly BusRecord[
       state.firedBeforeMs = m.firedBeforeMs ?? state.closedBeforeMs;
       state.counters = m.counters;
       maxTsMs = m.maxTsMs;
+      nextOffset = m.nextOffset ?? null;
       tracker.meta = text;
     } else if (key.startsWith('s:')) {
       const rec = JSON.parse(text) as SessionRecord;
@@ -226,5 +235,5 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   for (const { s } of sessions) state.sessions.set(s.id, upgradeSession(s));
   // From here on, diffs take only the accumulators that changed.
   state.dirtyAccs = new Set();
-  return { state, tracker, maxTsMs };
+  return { state, tracker, maxTsMs, nextOffset };
 }

@@ -25,6 +25,11 @@ import {
  * the barrier before p's first batch. If a transaction fails, the in-memory state is ahead of what
  * committed: the consumer is closed and started again, so every partition is restored from the
  * changelog and re-read from its committed offset.
+ * The changelog also records the next input offset each state covers. The group's committed offset
+ * can lag it: kafkajs fetches committed offsets when the partition is assigned, concurrently with
+ * the restore, and a killed owner's last transaction may still be committing then (its offsets
+ * become visible only once the barrier's fencing completed it). Records below the restored offset
+ * are skipped: the state already holds them (counting them again doubled totals after a kill -9).
  *
  * Without it (embedded runtime, memory bus) one producer serves all partitions and state survives
  * a graceful stop through `checkpoints`.
@@ -58,6 +63,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const group = CONSUMER_GROUPS.processor;
   const states = new Map<number, PartitionState>();
   const trackers = new Map<number, ChangelogTracker>();
+  /** Input partition → next offset its (changelog) state covers. */
+  const nextInput = new Map<number, number>();
   const producers = new Map<number, BusProducer>();
   const tracker = createWatermarkTracker();
   // On Kafka every chunk is a transaction (≈ 5 round trips) plus a changelog diff: large chunks
@@ -147,7 +154,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       return;
     }
     const all = movedSince(before, ps);
-    const diff = diffPartition(ps, t, { maxTsMs: tracker.partitions.get(partition)?.maxTsMs ?? null, sessions: all ? 'all' : sessions });
+    const nextOffset = offset ?? nextInput.get(partition) ?? null;
+    const diff = diffPartition(ps, t, { maxTsMs: tracker.partitions.get(partition)?.maxTsMs ?? null, sessions: all ? 'all' : sessions, nextOffset });
     const batches = [...outputs, { topic: TOPICS.processorState, messages: diff.messages }].filter((b) => b.messages.length > 0);
     if (batches.length === 0 && offsets.length === 0) return;
     try {
@@ -157,6 +165,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       return;
     }
     diff.commit();
+    if (offset !== undefined) nextInput.set(partition, offset);
   }
 
   async function onBatch(batch: ConsumerBatch): Promise<void> {
@@ -173,7 +182,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const touched = new Set<string>();
     const dead: BusMessage[] = [];
     const now0 = now();
+    const covered = nextInput.get(p) ?? -1;
+    let skipped = 0;
     for (const r of batch.records) {
+      if (r.offset < covered) {
+        skipped += 1;
+        continue;
+      }
       let reason: string | null = null;
       let payload: unknown = null;
       try {
@@ -199,6 +214,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         dead.push({ key: r.key, value });
       }
     }
+    if (skipped > 0) log.info({ partition: p, skipped, from: batch.records[0]?.offset, covered }, 'skipped input records the restored state already holds');
     const last = batch.records[batch.records.length - 1];
     if (last !== undefined) markCaughtUp(tracker, p, (batch.nextOffset ?? last.offset + 1) >= batch.highWatermark);
     // With the changelog a transaction holds one partition's outputs only; the others fire just below.
@@ -243,6 +259,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const restored = restorePartition(partition, records);
     states.set(partition, restored.state);
     trackers.set(partition, restored.tracker);
+    if (restored.nextOffset === null) nextInput.delete(partition);
+    else nextInput.set(partition, restored.nextOffset);
     // Held back by this partition until it has data (or goes idle): a partition read late must not find its windows closed.
     trackPartition(tracker, partition, restored.maxTsMs ?? -Infinity, now());
     log.info({ partition, records: records.length, sessions: restored.state.sessions.size, ms: Date.now() - t0 }, 'restored processor state from the changelog');
@@ -272,6 +290,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   async function dropPartition(partition: number): Promise<void> {
     states.delete(partition);
     trackers.delete(partition);
+    nextInput.delete(partition);
     forgetPartition(tracker, partition);
     const p = producers.get(partition);
     producers.delete(partition);
