@@ -30,7 +30,7 @@ export const CONFIG_SPEC = {
   partitions: { env: 'QOE_PARTITIONS', default: '8', doc: 'partitions of qoe.beacons.v1 / qoe.metrics.v1' },
   busMaxBacklog: { env: 'QOE_BUS_MAX_BACKLOG', default: '200000', doc: 'in-memory bus: uncommitted records per partition before ingest answers 503' },
   windowMs: { env: 'QOE_WINDOW_MS', default: '10000', doc: 'tumbling window length (ms, a multiple of 1000)' },
-  graceMs: { env: 'QOE_GRACE_MS', default: '2500', doc: 'how long after its end (in event time) a window still takes events, as delta rows after its on-time rows (ms)' },
+  graceMs: { env: 'QOE_GRACE_MS', default: '7500', doc: 'how long after its end (in event time) a window still takes events, as delta rows after its on-time rows (ms)' },
   maxOutOfOrderMs: { env: 'QOE_MAX_OUT_OF_ORDER_MS', default: '500', doc: 'watermark = max event time − this (ms); a window fires when the watermark passes its end' },
   idlePartitionMs: { env: 'QOE_IDLE_PARTITION_MS', default: '5000', doc: 'a partition silent this long (processing time) stops holding the watermark back' },
   sessionTimeoutMs: { env: 'QOE_SESSION_TIMEOUT_MS', default: '60000', doc: 'a session with no event for this long (event time) expires' },
