@@ -53,3 +53,26 @@ export function simulatedStream(opts: StreamOptions): EventStream {
 export function encodeStream(s: EventStream): EncodedRecord[] {
   return s.events.map((e, i) => ({ partition: s.partitions[i] ?? 0, value: encodeSessionEvent(e), receivedAtMs: e.receivedAtMs }));
 }
+
+/**
+ * The stream plus one heartbeat per partition `afterMs` past its newest event (a session of its own),
+ * so a replay moves every partition's watermark past the data: every window fires and closes, as it
+ * would while live traffic goes on. Without it, windows within the out-of-order bound of the newest
+ * event stay open when the input ends (all of them, when the stream spans less than that bound).
+ */
+export function withFlushEvents(s: EventStream, partitions: number, afterMs: number): EventStream {
+  const last = s.events[s.events.length - 1];
+  if (last === undefined) return s;
+  const maxTs = s.events.reduce((m, e) => Math.max(m, e.tsMs), -Infinity);
+  const events = [...s.events];
+  const parts = [...s.partitions];
+  for (let p = 0; p < partitions; p++) {
+    let n = 0;
+    while (partitionForKey(`bench-flush-${p}-${n}`, partitions) !== p) n++;
+    // Received when sent: an event time past receive time + QOE_MAX_CLOCK_AHEAD_MS would be capped.
+    events.push({ ...last, sessionId: `bench-flush-${p}-${n}`, seq: 0, type: 'heartbeat', tsMs: maxTs + afterMs, receivedAtMs: maxTs + afterMs });
+    parts.push(p);
+  }
+  return { events, partitions: Uint16Array.from(parts), views: s.views };
+}
+

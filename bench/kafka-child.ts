@@ -20,7 +20,7 @@ import type { Bus } from '../lib/bus/types.js';
 import { loadConfig } from '../lib/config.js';
 import { createLogger, silentLogger } from '../lib/logger.js';
 import { startRuntime, type Runtime } from '../lib/runtime.js';
-import { encodeStream, simulatedStream } from './events.js';
+import { encodeStream, simulatedStream, withFlushEvents } from './events.js';
 import type { LoadResult } from './loadgen.js';
 import { startIngest } from './servers.js';
 
@@ -115,13 +115,18 @@ async function ingest(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
 async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   const limit = Number(values.events);
   const views = values.views === '' ? Math.ceil((limit / 28) * 1.6) : Number(values.views);
-  const stream = simulatedStream({ views, periodMs: Number(values['period-ms']), limit, partitions: PARTITIONS });
+  // Default watermark settings (out-of-order 0.5 s, grace 7.5 s), as live: a partition's batches
+  // arrive in send order, up to 5 s behind its newest event (delta rows within the grace), and a
+  // partition waiting for its turn holds the watermark back (lag-aware idleness). At the end, one
+  // heartbeat per partition past out-of-order + window + grace fires and closes every window of the
+  // data (live sessions' state is extrapolated into the windows up to it, as live traffic would fill them).
+  const stream = withFlushEvents(simulatedStream({ views, periodMs: Number(values['period-ms']), limit, partitions: PARTITIONS }), PARTITIONS, 19_000);
   const records = encodeStream(stream);
   const dataDir = mkdtempSync(join(tmpdir(), 'qoe-bench-kafka-'));
   const env: Record<string, string> = {
     PORT: '0', QOE_HOST: '127.0.0.1', QOE_DATA_DIR: dataDir, QOE_ROLES: 'processor,sink', QOE_PARTITIONS: String(PARTITIONS), QOE_LOG_LEVEL: 'warn',
     // Replayed (historic) traffic: old timestamps are not clock skew (as test/helpers/runtime.ts replayEnv).
-    QOE_MAX_CLOCK_SKEW_MS: String(365 * 86_400_000), QOE_MAX_OUT_OF_ORDER_MS: '60000',
+    QOE_MAX_CLOCK_SKEW_MS: String(365 * 86_400_000),
     QOE_WINDOW_DIMENSIONS: values['window-dims'],
   };
   let bus: Bus | undefined;
