@@ -103,3 +103,64 @@ describe('processor at the bus bound', () => {
     await bus.close();
   });
 });
+
+describe('processor with a changelog: restored state and an older committed offset', () => {
+  it('skips the input records its restored state already holds: counted once', async () => {
+    const bus = createMemoryBus({ maxBacklog: 10_000 });
+    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics, TOPICS.processorState].map((topic) => ({ topic, partitions: 1 })));
+    let clock = T;
+    let jumpedAt = 0;
+    const now = (): number => clock + (jumpedAt === 0 ? 0 : Date.now() - jumpedAt);
+    const settings = {
+      windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
+      maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
+    };
+    const start = async (instanceId: string): Promise<ReturnType<typeof createProcessor>> => {
+      const p = createProcessor({ bus, log: silentLogger(), now, tickMs: 20, settings, changelog: true, instanceId });
+      await p.start();
+      return p;
+    };
+    // Another group that reads the input and never commits: the memory bus keeps the records.
+    const holder = bus.consumer({ groupId: 'holder', topics: [TOPICS.beacons], autoCommit: false });
+    await holder.run({ eachBatch: async () => undefined });
+    const producer = bus.producer();
+    const sendViews = async (from: number, to: number): Promise<void> => {
+      for (let i = from; i < to; i++) {
+        const t0 = T + i * 10_000;
+        const events = [ev(`s${i}`, 0, t0, 'play_request'), ev(`s${i}`, 1, t0, 'first_frame'), ev(`s${i}`, 2, t0 + 10_000, 'ended')];
+        await producer.send(TOPICS.beacons, events.map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) })));
+      }
+    };
+    const sessions = (p: ReturnType<typeof createProcessor>): number => [...p.partitions().values()].reduce((n, ps) => n + ps.sessions.size, 0);
+
+    // First owner: six views, then the wall clock runs hours ahead, so every window closes and every
+    // session expires (what is left of them is only in the changelog's counters and the outputs).
+    const first = await start('a');
+    await sendViews(0, 6);
+    await waitFor(async () => (await first.lag()) === 0);
+    clock = T + 10 * 3_600_000;
+    jumpedAt = Date.now();
+    await waitFor(() => sessions(first) === 0 && [...first.partitions().values()].every((ps) => ps.open.size === 0));
+    await first.stop();
+
+    // The next owner is handed an older committed offset than its restored state covers (as kafkajs
+    // can be, when the previous owner's last transaction commits during the restore).
+    await bus.consumer({ groupId: CONSUMER_GROUPS.processor, topics: [TOPICS.beacons] }).commit([{ topic: TOPICS.beacons, partition: 0, offset: 0 }]);
+    const second = await start('b');
+    await waitFor(async () => (await second.lag()) === 0 && second.partitions().size === 1);
+    // An hour later: had the records been counted again, their windows would be out by now.
+    clock += 3_600_000;
+    await waitFor(() => sessions(second) === 0 && [...second.partitions().values()].every((ps) => ps.open.size === 0 && ps.corrections.size === 0));
+    await new Promise((r) => setTimeout(r, 100));
+    await second.stop();
+
+    const rows = (await bus.readPartition(TOPICS.metrics, 0, 0)).map((r) => decodeMetricsRecord(r.value));
+    const total = (f: string): number => rows.reduce((n, r) => n + Number(r[f]), 0);
+    expect(total('attempts')).toBe(6);
+    expect(total('ended')).toBe(6);
+    expect(total('playing_ms')).toBe(6 * 10_000);
+    expect(await bus.readPartition(TOPICS.beaconsDlq, 0, 0)).toEqual([]);
+    await holder.close();
+    await bus.close();
+  });
+});
