@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { QoeError } from './errors.js';
-import { DIMENSIONS, snakeCase, type Dimension } from '../schemas/events.js';
+import { DIMENSIONS, dimensionNamed, type Dimension } from '../schemas/events.js';
 import { parseSteeringEnv, STEERING_ENV, type SteeringConfig } from '../steering/config.js';
 
 /**
@@ -199,7 +199,7 @@ function windowDimensions(s: string, asnScopes: boolean): readonly Dimension[] {
   if (s === 'all') return DIMENSIONS;
   const named = new Set<Dimension>();
   for (const n of list(s)) {
-    const d = DIMENSIONS.find((x) => x === n || snakeCase(x) === n);
+    const d = dimensionNamed(n);
     if (d === undefined) throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_WINDOW_DIMENSIONS: unknown dimension '${n}' (all, or a comma list of ${DIMENSIONS.join(', ')})`);
     named.add(d);
   }

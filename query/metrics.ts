@@ -1,7 +1,7 @@
 import { QoeError } from '../lib/errors.js';
 import { histogramFromArrays, histogramQuantile, type Histogram } from '../lib/histogram.js';
 import { BITRATE_BUCKETS_KBPS, bitrateBucketLabel } from '../processors/accumulator.js';
-import { DIMENSIONS, snakeCase, type Dimension } from '../schemas/events.js';
+import { DIMENSIONS, dimensionNamed, snakeCase, type Dimension } from '../schemas/events.js';
 
 /**
  * GET /v1/metrics: parameter parsing, the SQL (parameterised; identifiers only from the DIMENSIONS
@@ -51,7 +51,7 @@ export function parseDuration(field: string, v: string): number {
 }
 
 function parseDim(field: string, v: string, kept: readonly Dimension[]): Dimension {
-  const d = DIMENSIONS.find((x) => x === v || snakeCase(x) === v);
+  const d = dimensionNamed(v);
   if (!d) throw bad(field, `unknown dimension '${v}' (one of ${DIMENSIONS.join(', ')})`);
   // Stored as '' when not kept: grouping would show one empty group, filtering would match nothing.
   if (!kept.includes(d)) throw bad(field, `dimension '${v}' is not kept in the window tables (QOE_WINDOW_DIMENSIONS: ${kept.join(', ')})`);

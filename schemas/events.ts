@@ -93,6 +93,11 @@ export function emptyDims(): Dims {
   };
 }
 
+/** The dimension a user named, in camelCase or snake_case (`deviceType`, `device_type`); undefined if none. */
+export function dimensionNamed(name: string): Dimension | undefined {
+  return DIMENSIONS.find((d) => d === name || snakeCase(d) === name);
+}
+
 /** Snake-case name of a camelCase field, as used in Avro and ClickHouse. */
 export function snakeCase(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`).replace(/(\d+)/g, '$1');

@@ -61,7 +61,7 @@ export function filterAbortedMessages(args: {
   let next = 0;
   return messages.filter((m) => {
     const offset = BigInt(m.offset);
-    while (next < pending.length && (pending[next]?.firstOffset ?? offset + 1n) <= offset) aborting.add(pending[next++]?.producerId ?? '');
+    for (let t = pending[next]; t !== undefined && t.firstOffset <= offset; t = pending[++next]) aborting.add(t.producerId);
     if (m.batchContext === undefined) return true;
     const producerId = String(m.batchContext.producerId);
     if (m.isControlRecord === true) {
