@@ -100,6 +100,7 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
         telemetry.sinkRows.inc({ table }, rows);
         telemetry.sinkInsertSeconds.observe({ table }, ms / 1000);
       },
+      onRollupRepair: (table) => telemetry.sinkRollupRepairs.inc({ table }),
     });
     await sink.start();
   }

@@ -15,6 +15,7 @@ export interface Telemetry {
   openSessions: Gauge;
   sinkRows: Counter<'table'>;
   sinkInsertSeconds: Histogram<'table'>;
+  sinkRollupRepairs: Counter<'table'>;
   steeringDecisions: Counter<'action'>;
   steeringSubscribers: Gauge;
 }
@@ -32,6 +33,7 @@ export function createTelemetry(opts: { defaultMetrics?: boolean } = {}): Teleme
     openSessions: new Gauge({ name: 'qoe_processor_open_sessions', help: 'Sessions held in processor state', registers }),
     sinkRows: new Counter({ name: 'qoe_sink_rows_total', help: 'Rows inserted into ClickHouse, by table', labelNames: ['table'], registers }),
     sinkInsertSeconds: new Histogram({ name: 'qoe_sink_insert_seconds', help: 'ClickHouse insert latency', labelNames: ['table'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers }),
+    sinkRollupRepairs: new Counter({ name: 'qoe_sink_rollup_repairs_total', help: 'Roll-up gaps (rows qoe_metrics holds and a roll-up lacked) repaired by the sink, by roll-up table', labelNames: ['table'], registers }),
     steeringDecisions: new Counter({ name: 'qoe_steering_decisions_total', help: 'Steering decisions issued, by action', labelNames: ['action'], registers }),
     steeringSubscribers: new Gauge({ name: 'qoe_steering_subscribers', help: 'Connected WebSocket steering subscribers', registers }),
   };

@@ -4,6 +4,8 @@ import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
 import type { Row, Store } from '../lib/store/types.js';
 import { decodeMetricsRecord, type MetricsRecord } from './metrics-record.js';
 import { DIMENSIONS, snakeCase } from '../schemas/events.js';
+import { bindParams } from '../sql/bind.js';
+import { rolledUpOffsets, rollupInsertSql, ROLLUPS, type Rollup } from '../sql/rollups.js';
 
 /**
  * The ClickHouse sink: qoe.metrics.v1 → qoe_metrics + qoe_errors, qoe.beacons.v1.dlq → qoe_dead_letters.
@@ -12,6 +14,11 @@ import { DIMENSIONS, snakeCase } from '../schemas/events.js';
  * the highest offset already stored for each partition and skips records at or below it, so a crash
  * between insert and commit never doubles a row (works on any ClickHouse version); before every
  * insert it asks again (notYetStored), for rows a previous owner stored after the handover.
+ *
+ * The roll-ups are written by materialized views, as separate parts after the raw one: a server that
+ * stops in between keeps raw rows the roll-ups lack, and the skip above would make that permanent.
+ * After a failed insert, and before the first insert of a partition it took over, the sink compares
+ * the offsets each roll-up holds with qoe_metrics and adds what is missing (repairRollups).
  */
 export interface SinkDeps {
   bus: Bus;
@@ -20,6 +27,23 @@ export interface SinkDeps {
   batchRows: number;
   flushMs: number;
   onInsert?: (table: string, rows: number, ms: number) => void;
+  /**
+   * How long a roll-up gap must stay before it is repaired (default 2000 ms): an insert in flight
+   * (a broken connection's, or a previous owner's) may be between its raw part and its view parts.
+   */
+  rollupSettleMs?: number;
+  /** A roll-up gap repaired: the table, the source partition, the offsets it spanned. */
+  onRollupRepair?: (table: string, partition: number, offsets: number) => void;
+}
+
+/** Source offsets qoe_metrics holds of a partition and a roll-up does not: (after, upTo]. */
+interface RollupGap {
+  rollup: Rollup;
+  partition: number;
+  after: number;
+  upTo: number;
+  /** Raw window_start range (epoch s) the gap was measured over; none: all time. */
+  range?: { lo: number; hi: number };
 }
 
 export interface Sink {
@@ -101,6 +125,8 @@ export function createSink(deps: SinkDeps): Sink {
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
   let stopped = false;
+  /** Metrics partitions taken over whose roll-ups are not yet checked against qoe_metrics. */
+  const rollupCheck = new Set<number>();
 
   async function loadStored(topic: string, partition: number): Promise<void> {
     for (const table of TABLE_OF[topic] ?? []) {
@@ -152,11 +178,87 @@ export function createSink(deps: SinkDeps): Sink {
     return rows.filter((r) => Number(r.src_offset) > (max.get(Number(r.src_partition)) ?? -1));
   }
 
+  /**
+   * Per roll-up and partition, the offsets qoe_metrics holds and the roll-up lacks: over `range`
+   * (raw window_start, epoch s) widened to whole roll-up buckets, or over all time. Both tables hold
+   * every offset of a partition up to their highest (dayRuns), so a lower maximum in the roll-up
+   * means exactly the rows above it are missing there.
+   */
+  async function rollupGaps(parts: number[], range?: { lo: number; hi: number }): Promise<RollupGap[]> {
+    const gaps: RollupGap[] = [];
+    const ps = parts.map(String);
+    for (const rollup of ROLLUPS) {
+      const b = rollup.bucketSeconds;
+      const span = range && { lo: Math.floor(range.lo / b) * b, hi: Math.floor(range.hi / b) * b + b - 1 };
+      const time = span ? 'window_start >= {lo:DateTime} AND window_start <= {hi:DateTime}' : '1';
+      const timeParams = span ? { lo: span.lo * 1000, hi: span.hi * 1000 } : {};
+      const raw = await store.query<{ p: number; m: number }>(
+        `SELECT src_partition AS p, max(src_offset) AS m FROM qoe_metrics WHERE ${time} AND has({ps:Array(String)}, toString(src_partition)) GROUP BY src_partition`,
+        { ...timeParams, ps });
+      if (raw.length === 0) continue;
+      const [merged] = await store.query<{ m: unknown }>(`SELECT maxForEachMerge(src_offsets) AS m FROM ${rollup.table} WHERE ${time}`, timeParams);
+      const rolled = rolledUpOffsets(merged?.m);
+      for (const r of raw) {
+        const partition = Number(r.p);
+        const after = rolled[partition] ?? -1;
+        if (Number(r.m) > after) gaps.push({ rollup, partition, after, upTo: Number(r.m), range: span });
+      }
+    }
+    return gaps;
+  }
+
+  /**
+   * Adds to the roll-ups, from qoe_metrics, the rows of `parts` they lack. A gap is repaired only if
+   * it is still the same after rollupSettleMs: an insert in flight may be between its raw part and its
+   * view parts. Returns false when a gap changed meanwhile (check again later).
+   */
+  async function repairRollups(parts: number[], range?: { lo: number; hi: number }): Promise<boolean> {
+    const first = await rollupGaps(parts, range);
+    if (first.length === 0) return true;
+    await new Promise((r) => setTimeout(r, deps.rollupSettleMs ?? 2000));
+    let settled = true;
+    for (const g of await rollupGaps(parts, range)) {
+      if (!first.some((f) => f.rollup === g.rollup && f.partition === g.partition && f.after === g.after && f.upTo === g.upTo)) {
+        settled = false;
+        continue;
+      }
+      log.warn({ table: g.rollup.table, partition: g.partition, afterOffset: g.after, upToOffset: g.upTo, range: g.range },
+        'roll-up lacks rows qoe_metrics holds (an insert stopped between the table and its views): adding them from qoe_metrics');
+      const where = ['src_partition = {p:UInt32}', 'src_offset >= {from:UInt64}', 'src_offset <= {to:UInt64}'];
+      const params: Record<string, unknown> = { p: g.partition, from: g.after + 1, to: g.upTo };
+      if (g.range) {
+        where.push('window_start >= {lo:DateTime}', 'window_start <= {hi:DateTime}');
+        Object.assign(params, { lo: g.range.lo * 1000, hi: g.range.hi * 1000 });
+      }
+      await store.exec(bindParams(rollupInsertSql(g.rollup, where.join(' AND ')), params));
+      deps.onRollupRepair?.(g.rollup.table, g.partition, g.upTo - g.after);
+    }
+    return settled;
+  }
+
+  /** Roll-up checks due before inserting `rows` into qoe_metrics (attempt > 0: a previous try failed). */
+  async function checkRollups(rows: Row[], attempt: number): Promise<void> {
+    const parts = [...new Set(rows.map((r) => Number(r.src_partition)))];
+    if (attempt > 0) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const r of rows) {
+        const t = Number(r.window_start);
+        if (t < lo) lo = t;
+        if (t > hi) hi = t;
+      }
+      if (!(await repairRollups(parts, { lo, hi }))) for (const p of parts) rollupCheck.add(p);
+    }
+    const due = parts.filter((p) => rollupCheck.has(p));
+    if (due.length > 0 && (await repairRollups(due))) for (const p of due) rollupCheck.delete(p);
+  }
+
   async function insertWithRetry(table: string, rows: Row[]): Promise<void> {
     let todo = rows;
     for (let attempt = 0; ; attempt++) {
       const t0 = Date.now();
       try {
+        if (table === 'qoe_metrics') await checkRollups(todo, attempt);
         todo = await notYetStored(table, todo);
         if (todo.length > 0) await store.insert(table, todo);
         deps.onInsert?.(table, todo.length, Date.now() - t0);
@@ -237,7 +339,10 @@ export function createSink(deps: SinkDeps): Sink {
   }
 
   async function onAssign(partitions: TopicPartition[]): Promise<void> {
-    for (const p of partitions) await loadStored(p.topic, p.partition);
+    for (const p of partitions) {
+      await loadStored(p.topic, p.partition);
+      if (p.topic === TOPICS.metrics) rollupCheck.add(p.partition);
+    }
   }
 
   async function onRevoke(_partitions: TopicPartition[]): Promise<void> {

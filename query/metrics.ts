@@ -2,6 +2,7 @@ import { QoeError } from '../lib/errors.js';
 import { histogramFromArrays, histogramQuantile, type Histogram } from '../lib/histogram.js';
 import { BITRATE_BUCKETS_KBPS, bitrateBucketLabel } from '../processors/accumulator.js';
 import { DIMENSIONS, dimensionNamed, snakeCase, type Dimension } from '../schemas/events.js';
+import { HISTOGRAMS } from '../sql/rollups.js';
 
 /**
  * GET /v1/metrics: parameter parsing, the SQL (parameterised; identifiers only from the DIMENSIONS
@@ -132,12 +133,6 @@ export function pickMetricsSource(q: Pick<MetricsQuery, 'fromMs' | 'toMs' | 'ste
   }
   return RAW_SOURCE;
 }
-
-const HISTOGRAMS = [
-  { as: 'vst_hist', keys: 'vst_hist_keys', values: 'vst_hist_counts' },
-  { as: 'bitrate_ms', keys: 'bitrate_keys', values: 'bitrate_playing_ms' },
-  { as: 'ttfb_hist', keys: 'ttfb_hist_keys', values: 'ttfb_hist_counts' },
-] as const;
 
 /**
  * The SQL for a query; runs on ClickHouse 18.16 and current versions. `source` defaults to

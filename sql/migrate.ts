@@ -9,7 +9,8 @@ import type { Store } from '../lib/store/types.js';
  * Forward-only migrations: `sql/NNN_name.sql`, applied in version order, each recorded in
  * `schema_migrations` once all its statements have run. ClickHouse has no transactions, so a
  * migration that fails half-way is re-run from its first statement next time: write statements
- * that can run twice (`IF NOT EXISTS`, `ADD COLUMN IF NOT EXISTS`).
+ * that can run twice (`IF NOT EXISTS`). 18.16 has no `ADD COLUMN IF NOT EXISTS`; a plain
+ * `ALTER TABLE t ADD COLUMN c …` whose column already exists is skipped here instead.
  *
  * Two processes migrating at once may both apply a version (and record it twice); statements that
  * can run twice make that harmless, and applied versions are read with DISTINCT.
@@ -95,6 +96,19 @@ export interface MigrateOptions {
   now?: () => number;
 }
 
+const ADD_COLUMN = /^ALTER\s+TABLE\s+([A-Za-z_][A-Za-z0-9_]*)\s+ADD\s+COLUMN\s+([A-Za-z_][A-Za-z0-9_]*)\s/i;
+
+/** True for `ALTER TABLE t ADD COLUMN c …` when t already has c (a re-run of a half-applied migration). */
+async function addsExistingColumn(store: Store, stmt: string): Promise<boolean> {
+  const m = ADD_COLUMN.exec(stmt);
+  if (m === null) return false;
+  const rows = await store.query<{ n: number | string }>(
+    'SELECT count() AS n FROM system.columns WHERE database = currentDatabase() AND table = {t:String} AND name = {c:String}',
+    { t: m[1], c: m[2] },
+  );
+  return Number(rows[0]?.n ?? 0) > 0;
+}
+
 /** Applies the migrations not yet recorded in `schema_migrations`, in order. */
 export async function migrate(store: Store, opts: MigrateOptions): Promise<MigrateResult> {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(opts.database)) {
@@ -112,7 +126,10 @@ export async function migrate(store: Store, opts: MigrateOptions): Promise<Migra
       result.skipped.push(m.version);
       continue;
     }
-    for (const stmt of m.statements) await store.exec(stmt);
+    for (const stmt of m.statements) {
+      if (await addsExistingColumn(store, stmt)) continue;
+      await store.exec(stmt);
+    }
     await store.insert('schema_migrations', [{ version: m.version, name: m.name, applied_at: new Date(now()) }]);
     opts.log?.info({ version: m.version, name: m.name, statements: m.statements.length }, 'migration applied');
     result.applied.push(m.version);
