@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../lib/logger.js';
 import { QoeError } from '../lib/errors.js';
@@ -12,8 +14,13 @@ import type { Store } from '../lib/store/types.js';
  * that can run twice (`IF NOT EXISTS`). 18.16 has no `ADD COLUMN IF NOT EXISTS`; a plain
  * `ALTER TABLE t ADD COLUMN c …` whose column already exists is skipped here instead.
  *
- * Two processes migrating at once may both apply a version (and record it twice); statements that
- * can run twice make that harmless, and applied versions are read with DISTINCT.
+ * Processes migrate one at a time: every role of a distributed deployment opens the store at start,
+ * and a migration that redefines a view (004) is not safe to run twice concurrently (one process
+ * could recreate the old view after another dropped it). The lock is a table only one CREATE can
+ * make (DDL on one server is atomic); its holder records itself in it and drops it when done. A
+ * process that finds it waits, then re-reads what is applied. A lock left by a process that died
+ * is taken over after `lockStaleMs`. Applied versions are read with DISTINCT (a version recorded
+ * twice by an older release that had no lock is harmless).
  */
 
 export interface Migration {
@@ -94,6 +101,60 @@ export interface MigrateOptions {
   log?: Logger;
   /** Clock for applied_at (default Date.now). */
   now?: () => number;
+  /** How long to wait for another process's migrations before giving up (default 15 min). */
+  lockWaitMs?: number;
+  /** A lock held this long (or whose holder never recorded itself) is taken over (default 10 min). */
+  lockStaleMs?: number;
+}
+
+const LOCK_TABLE = 'schema_migrations_lock';
+const TABLE_ALREADY_EXISTS = 57;
+
+function clickhouseCode(err: unknown): number | undefined {
+  const details = (err as { details?: { clickhouseCode?: unknown } }).details;
+  return details?.clickhouseCode === undefined ? undefined : Number(details.clickhouseCode);
+}
+
+/**
+ * Runs `fn` holding the migration lock. Waits while another process holds it; takes over a lock
+ * that is older than lockStaleMs, or that has had no holder row for that long (its maker died
+ * between the CREATE and the INSERT).
+ */
+async function withMigrationLock<T>(store: Store, opts: MigrateOptions, fn: () => Promise<T>): Promise<T> {
+  const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  const staleMs = opts.lockStaleMs ?? 600_000;
+  const deadline = Date.now() + (opts.lockWaitMs ?? 900_000);
+  let holderlessSince: number | undefined;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await store.exec(`CREATE TABLE ${LOCK_TABLE} (owner String, locked_at DateTime) ENGINE = TinyLog`);
+    } catch (err) {
+      if (clickhouseCode(err) !== TABLE_ALREADY_EXISTS) throw err;
+      const [holder] = await store.query<{ owner: string; at: number }>(
+        `SELECT owner, toUnixTimestamp(locked_at) AS at FROM ${LOCK_TABLE} ORDER BY locked_at LIMIT 1`);
+      if (holder === undefined) holderlessSince ??= Date.now();
+      else holderlessSince = undefined;
+      const stale = holder !== undefined ? Date.now() - Number(holder.at) * 1000 > staleMs : Date.now() - (holderlessSince ?? Date.now()) > staleMs;
+      if (stale) {
+        opts.log?.warn({ holder: holder?.owner ?? null }, 'taking over a stale migration lock');
+        await store.exec(`DROP TABLE IF EXISTS ${LOCK_TABLE}`);
+        holderlessSince = undefined;
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new QoeError('QOE_ERR_STORE_UNAVAILABLE', `migrations are locked by ${holder?.owner ?? 'a process that has not recorded itself'}; gave up waiting`);
+      }
+      if (attempt === 0) opts.log?.info({ holder: holder?.owner ?? null }, 'another process is migrating; waiting');
+      await new Promise((r) => setTimeout(r, 250));
+      continue;
+    }
+    await store.insert(LOCK_TABLE, [{ owner, locked_at: new Date() }]);
+    try {
+      return await fn();
+    } finally {
+      await store.exec(`DROP TABLE IF EXISTS ${LOCK_TABLE}`);
+    }
+  }
 }
 
 const ADD_COLUMN = /^ALTER\s+TABLE\s+([A-Za-z_][A-Za-z0-9_]*)\s+ADD\s+COLUMN\s+([A-Za-z_][A-Za-z0-9_]*)\s/i;
@@ -115,11 +176,18 @@ export async function migrate(store: Store, opts: MigrateOptions): Promise<Migra
     throw new QoeError('QOE_ERR_CONFIG_INVALID', `database ${opts.database}: not an identifier`);
   }
   const migrations = opts.migrations ?? (await loadMigrations(opts.dir));
-  const now = opts.now ?? Date.now;
   await store.exec(`CREATE DATABASE IF NOT EXISTS ${opts.database}`);
   await store.exec(CREATE_MIGRATIONS_TABLE);
-  const rows = await store.query<{ version: number }>('SELECT DISTINCT version FROM schema_migrations');
-  const done = new Set(rows.map((r) => Number(r.version)));
+  const applied = async (): Promise<Set<number>> =>
+    new Set((await store.query<{ version: number }>('SELECT DISTINCT version FROM schema_migrations')).map((r) => Number(r.version)));
+  // Nothing to do (every restart of an up-to-date deployment): no lock.
+  const done = await applied();
+  if (migrations.every((m) => done.has(m.version))) return { applied: [], skipped: migrations.map((m) => m.version) };
+  return withMigrationLock(store, opts, async () => apply(store, migrations, await applied(), opts));
+}
+
+async function apply(store: Store, migrations: Migration[], done: Set<number>, opts: MigrateOptions): Promise<MigrateResult> {
+  const now = opts.now ?? Date.now;
   const result: MigrateResult = { applied: [], skipped: [] };
   for (const m of migrations) {
     if (done.has(m.version)) {

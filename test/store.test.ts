@@ -269,6 +269,48 @@ describe.skipIf(skipReason !== undefined)('clickhouse-server 18.16', () => {
     expect(await store.query('SELECT version FROM schema_migrations ORDER BY version')).toEqual((await loadMigrations()).map((m) => ({ version: m.version })));
   });
 
+  it('processes starting together migrate one at a time: each version once, the views as the last migration left them', async () => {
+    const database = randomDatabaseName();
+    const stores = await Promise.all([0, 1, 2, 3].map(() => createClickHouseStore({ url: server().url, database })));
+    onTestFinished(async () => {
+      await stores[0]?.exec(`DROP DATABASE IF EXISTS ${database}`);
+      for (const s of stores) await s.close();
+    });
+    const all = (await loadMigrations()).map((m) => m.version);
+    const results = await Promise.all(stores.map((store) => migrate(store, { database })));
+    expect(results.flatMap((r) => r.applied).sort()).toEqual(all);
+    const store = stores[0] as Store;
+    const versions = await store.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+    expect(versions.map((v) => Number(v.version))).toEqual(all);
+    expect(await store.query("SELECT name FROM system.tables WHERE database = currentDatabase() AND name = 'schema_migrations_lock'")).toEqual([]);
+    // The views are 004's: a row reaches both roll-ups with its source offset.
+    await store.insert('qoe_metrics', [metricsRow({ attempts: 7, src_partition: 2, src_offset: 41 })]);
+    for (const table of ['qoe_metrics_1m', 'qoe_metrics_1h']) {
+      const [r] = await store.query<{ m: unknown; a: number }>(`SELECT maxForEachMerge(src_offsets) AS m, sumMerge(attempts) AS a FROM ${table}`);
+      expect({ table, offsets: rolledUpOffsets(r?.m), attempts: Number(r?.a) }).toEqual({ table, offsets: [-1, -1, 41], attempts: 7 });
+    }
+  });
+
+  it('takes over a migration lock left by a process that died', async () => {
+    const database = randomDatabaseName();
+    const store = await createClickHouseStore({ url: server().url, database });
+    onTestFinished(async () => {
+      await store.exec(`DROP DATABASE IF EXISTS ${database}`);
+      await store.close();
+    });
+    await store.exec(`CREATE DATABASE IF NOT EXISTS ${database}`);
+    await store.exec('CREATE TABLE schema_migrations_lock (owner String, locked_at DateTime) ENGINE = TinyLog');
+    await store.insert('schema_migrations_lock', [{ owner: 'a process that died', locked_at: new Date(Date.now() - 3_600_000) }]);
+    const result = await migrate(store, { database, lockStaleMs: 60_000 });
+    expect(result.applied).toEqual((await loadMigrations()).map((m) => m.version));
+    // A live holder is waited for, up to lockWaitMs.
+    await store.exec('CREATE TABLE schema_migrations_lock (owner String, locked_at DateTime) ENGINE = TinyLog');
+    await store.insert('schema_migrations_lock', [{ owner: 'a live process', locked_at: new Date() }]);
+    const err: unknown = await migrate(store, { database, migrations: [{ version: 950, name: 'later', statements: ['SELECT 1'] }], lockWaitMs: 500 }).catch((e: unknown) => e);
+    expect(isQoeError(err, 'QOE_ERR_STORE_UNAVAILABLE')).toBe(true);
+    expect(String((err as Error).message)).toContain('a live process');
+  });
+
   it('reports an unreachable server as QOE_ERR_STORE_UNAVAILABLE (retriable) after bounded retries', async () => {
     const err: unknown = await createClickHouseStore({ url: 'http://127.0.0.1:1', database: 'x', attempts: 3, retryBaseMs: 1 }).catch(
       (e: unknown) => e,
