@@ -9,7 +9,8 @@ import { rolledUpOffsets, rollupInsertSql, ROLLUPS, type Rollup } from '../sql/r
 
 /**
  * The ClickHouse sink: qoe.metrics.v1 → qoe_metrics + qoe_errors, qoe.beacons.v1.dlq → qoe_dead_letters.
- * Rows are batched (sink.batchRows, or sink.flushMs at the latest) and offsets committed only after
+ * Rows are batched (sink.batchRows, or sink.flushMs after the previous flush at the latest: schedule)
+ * and offsets committed only after
  * the insert. Every row carries its source partition/offset; on assignment the sink reads, per table,
  * the highest offset already stored for each partition and skips records at or below it, so a crash
  * between insert and commit never doubles a row (works on any ClickHouse version); before every
@@ -124,6 +125,11 @@ export function createSink(deps: SinkDeps): Sink {
   let buffered = 0;
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
+  /** When the last flush with something to do started (Date.now()). */
+  let lastFlushAt = -Infinity;
+  /** A scheduled flush is waiting behind the running one. */
+  let flushQueued = false;
+  let closing = false;
   let stopped = false;
   /** Metrics partitions taken over whose roll-ups are not yet checked against qoe_metrics. */
   const rollupCheck = new Set<number>();
@@ -274,7 +280,9 @@ export function createSink(deps: SinkDeps): Sink {
   }
 
   async function doFlush(): Promise<void> {
+    flushQueued = false;
     if (buffered === 0 && pending.size === 0) return;
+    lastFlushAt = Date.now();
     // Take what is buffered now; rows and offsets arriving during the insert wait for the next flush.
     const batches = [...buffers].filter(([, rows]) => rows.length > 0);
     const commits = [...pending.values()];
@@ -318,9 +326,26 @@ export function createSink(deps: SinkDeps): Sink {
   }
 
   function flush(): Promise<void> {
-    // A failed flush must not stop the later ones: each starts after the previous one settles.
-    flushing = flushing.catch(() => undefined).then(doFlush);
+    // A failed flush must not stop the later ones: each starts after the previous one settles. What
+    // arrived during it (or what it put back after a failure) is scheduled when it settles.
+    flushing = flushing.catch(() => undefined).then(doFlush).finally(schedule);
     return flushing;
+  }
+
+  /**
+   * Flushes as soon as something waits and the last flush started at least flushMs ago, else at that
+   * moment. A row waits at most flushMs and, when traffic is light, hardly at all (a fixed timer made
+   * it wait flushMs / 2 on average: freshness); there is still at most one flush per flushMs. At most
+   * one flush waits behind a running one (a long outage does not pile them up).
+   */
+  function schedule(): void {
+    if (closing || timer !== undefined || flushQueued || (buffered === 0 && pending.size === 0)) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      flushQueued = true;
+      flush().catch((err: unknown) => log.error({ err }, 'sink flush failed'));
+    }, Math.max(0, lastFlushAt + deps.flushMs - Date.now()));
+    timer.unref();
   }
 
   async function onBatch(batch: ConsumerBatch): Promise<void> {
@@ -336,6 +361,7 @@ export function createSink(deps: SinkDeps): Sink {
     const last = batch.records[batch.records.length - 1];
     if (last) pending.set(`${batch.topic}:${batch.partition}`, { topic: batch.topic, partition: batch.partition, offset: batch.nextOffset ?? last.offset + 1 });
     if (buffered >= deps.batchRows) await flush();
+    else schedule();
   }
 
   async function onAssign(partitions: TopicPartition[]): Promise<void> {
@@ -357,11 +383,11 @@ export function createSink(deps: SinkDeps): Sink {
     lag,
     async start() {
       await consumer.run({ eachBatch: onBatch, onAssign, onRevoke });
-      timer = setInterval(() => void flush().catch((err: unknown) => log.error({ err }, 'sink flush failed')), deps.flushMs);
-      timer.unref();
     },
     async stop() {
-      if (timer) clearInterval(timer);
+      closing = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
       await flush();
       stopped = true;
       await consumer.close();
