@@ -20,6 +20,7 @@ import type { Bus } from '../lib/bus/types.js';
 import { loadConfig } from '../lib/config.js';
 import { createLogger, silentLogger } from '../lib/logger.js';
 import { startRuntime, type Runtime } from '../lib/runtime.js';
+import { decodeMetricsRecord } from '../processors/metrics-record.js';
 import { encodeStream, simulatedStream, withFlushEvents } from './events.js';
 import type { LoadResult } from './loadgen.js';
 import { startIngest } from './servers.js';
@@ -191,6 +192,12 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
  * clock); probes post one play_request each with their own contentId at random moments; freshness =
  * from the POST to the first qoe_metrics row of that contentId.
  */
+/** p50 and max of one part of the after-window-end time, as extra fields. */
+function parts(name: string, values: number[], q: (x: number, list?: number[]) => number): Record<string, number> {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { [`${name}P50Ms`]: q(0.5, sorted), [`${name}MaxMs`]: sorted[sorted.length - 1] ?? NaN };
+}
+
 async function freshness(): Promise<ChildResult> {
   const dataDir = mkdtempSync(join(tmpdir(), 'qoe-bench-kafka-'));
   const database = `qoe_bench_${randomBytes(4).toString('hex')}`;
@@ -215,6 +222,25 @@ async function freshness(): Promise<ChildResult> {
   const pending = new Map<string, number>();
   const sentAt = new Map<string, number>();
   const afterEnd: number[] = [];
+  // Where the time after the window's end goes: until the metrics record is readable on Kafka
+  // (committed: the processor's part), and from there until the row is in ClickHouse (the sink's).
+  const onKafkaAt = new Map<string, number>();
+  const processorPart: number[] = [];
+  const sinkPart: number[] = [];
+  const windowEnd = (sent: number): number => sent - (sent % config.processor.windowMs) + config.processor.windowMs;
+  const observer = runtime.bus.consumer({ groupId: `bench-freshness-${randomBytes(3).toString('hex')}`, topics: [TOPICS.metrics], fromBeginning: false });
+  await observer.run({
+    eachBatch: async (batch) => {
+      const at = Date.now();
+      for (const r of batch.records) {
+        const c = String(decodeMetricsRecord(r.value).content_id);
+        const sent = sentAt.get(c);
+        if (sent === undefined || onKafkaAt.has(c)) continue;
+        onKafkaAt.set(c, at);
+        processorPart.push(at - windowEnd(sent));
+      }
+    },
+  });
   const latencies: number[] = [];
   const probes = Number(values.probes);
   const poller = setInterval(() => {
@@ -229,7 +255,9 @@ async function freshness(): Promise<ChildResult> {
         latencies.push(seenAt - t);
         // What the pipeline added after the probe's window ended (the part a design can shrink).
         const sent = sentAt.get(c);
-        if (sent !== undefined) afterEnd.push(Date.now() - (sent - (sent % config.processor.windowMs) + config.processor.windowMs));
+        if (sent !== undefined) afterEnd.push(Date.now() - windowEnd(sent));
+        const onKafka = onKafkaAt.get(c);
+        if (onKafka !== undefined) sinkPart.push(Date.now() - onKafka);
       }
     }, () => undefined);
   }, 100);
@@ -247,6 +275,7 @@ async function freshness(): Promise<ChildResult> {
   while (pending.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
   stop = true;
   clearInterval(poller);
+  await observer.close();
   await Promise.all(background);
   await runtime.stop();
   rmSync(dataDir, { recursive: true, force: true });
@@ -255,7 +284,8 @@ async function freshness(): Promise<ChildResult> {
   const after = [...afterEnd].sort((a, b) => a - b);
   return {
     variant: 'freshness', events: latencies.length, wallSeconds: 0, cpuSeconds: 0,
-    extra: { probes, seen: latencies.length, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: sorted[sorted.length - 1] ?? NaN, minMs: sorted[0] ?? NaN, afterEndP50Ms: q(0.5, after), afterEndMaxMs: after[after.length - 1] ?? NaN, windowMs: config.processor.windowMs, graceMs: config.processor.graceMs, maxOutOfOrderMs: config.processor.maxOutOfOrderMs },
+    extra: { probes, seen: latencies.length, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: sorted[sorted.length - 1] ?? NaN, minMs: sorted[0] ?? NaN, afterEndP50Ms: q(0.5, after), afterEndMaxMs: after[after.length - 1] ?? NaN,
+      ...parts('processor', processorPart, q), ...parts('sink', sinkPart, q), windowMs: config.processor.windowMs, graceMs: config.processor.graceMs, maxOutOfOrderMs: config.processor.maxOutOfOrderMs },
   };
 }
 

@@ -32,7 +32,7 @@ export const CONFIG_SPEC = {
   windowMs: { env: 'QOE_WINDOW_MS', default: '10000', doc: 'tumbling window length (ms, a multiple of 1000)' },
   graceMs: { env: 'QOE_GRACE_MS', default: '7500', doc: 'how long after its end (in event time) a window still takes events, as delta rows after its on-time rows (ms)' },
   maxOutOfOrderMs: { env: 'QOE_MAX_OUT_OF_ORDER_MS', default: '500', doc: 'watermark = max event time − this (ms); a window fires when the watermark passes its end' },
-  idlePartitionMs: { env: 'QOE_IDLE_PARTITION_MS', default: '5000', doc: 'a partition silent this long (processing time) stops holding the watermark back' },
+  idlePartitionMs: { env: 'QOE_IDLE_PARTITION_MS', default: '1000', doc: 'a partition read to its end and silent this long (processing time) stops holding the watermark back; one with records still to read holds it max(10 × this, 50 s)' },
   sessionTimeoutMs: { env: 'QOE_SESSION_TIMEOUT_MS', default: '60000', doc: 'a session with no event for this long (event time) expires' },
   windowDimensions: { env: 'QOE_WINDOW_DIMENSIONS', default: 'all', doc: "dimensions kept in the window tables: all, or a comma list that includes cdn and country (camelCase or snake_case); the others are stored as '' and cannot be grouped or filtered by. Bounds the rows per window at scale (docs/operations.md)" },
   maxSessions: { env: 'QOE_MAX_SESSIONS', default: '500000', doc: 'open sessions per processor partition; the oldest is expired at the bound' },

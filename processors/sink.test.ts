@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { Row } from '../lib/store/types.js';
-import { dayRuns } from './sink.js';
+import { dayRuns, nextFlushAt, SINK_LINGER_MS, SINK_MIN_GAP_MS } from './sink.js';
 
 const DAY = 86_400;
 
@@ -28,5 +28,32 @@ describe('sink inserts: one day per insert, offsets contiguous per partition', (
         expect(offsets).toEqual(offsets.map((_, i) => i));
       }
     }));
+  });
+});
+
+describe('sink flush timing (nextFlushAt)', () => {
+  const state = fc.record({
+    lastFlushAt: fc.integer({ min: 0, max: 100_000 }),
+    firstWaitingAt: fc.integer({ min: 0, max: 100_000 }),
+    arrivalAfterFirst: fc.integer({ min: 0, max: 100_000 }),
+    flushMs: fc.integer({ min: 10, max: 60_000 }),
+  });
+
+  it('never flushes sooner than the minimum gap after the last flush, nor later than flushMs after the oldest arrival (or the gap)', () => {
+    fc.assert(fc.property(state, ({ lastFlushAt, firstWaitingAt, arrivalAfterFirst, flushMs }) => {
+      const at = nextFlushAt({ lastFlushAt, firstWaitingAt, lastArrivalAt: firstWaitingAt + arrivalAfterFirst, flushMs });
+      const gap = Math.min(SINK_MIN_GAP_MS, flushMs);
+      expect(at).toBeGreaterThanOrEqual(lastFlushAt + gap);
+      expect(at).toBeLessThanOrEqual(Math.max(lastFlushAt + gap, firstWaitingAt + flushMs));
+    }));
+  });
+
+  it('after a quiet interval, flushes a burst once arrivals pause for the linger time', () => {
+    // Last flush 10 s ago; a window's rows arrive over 40 ms.
+    expect(nextFlushAt({ lastFlushAt: 0, firstWaitingAt: 10_000, lastArrivalAt: 10_040, flushMs: 1000 })).toBe(10_040 + SINK_LINGER_MS);
+    // Steady arrivals never pause: flushMs after the oldest.
+    expect(nextFlushAt({ lastFlushAt: 9_900, firstWaitingAt: 10_000, lastArrivalAt: 10_990, flushMs: 1000 })).toBe(11_000);
+    // Right after a flush: the minimum gap.
+    expect(nextFlushAt({ lastFlushAt: 10_000, firstWaitingAt: 10_010, lastArrivalAt: 10_010, flushMs: 1000 })).toBe(10_000 + SINK_MIN_GAP_MS);
   });
 });

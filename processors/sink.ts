@@ -9,7 +9,7 @@ import { rolledUpOffsets, rollupInsertSql, ROLLUPS, type Rollup } from '../sql/r
 
 /**
  * The ClickHouse sink: qoe.metrics.v1 → qoe_metrics + qoe_errors, qoe.beacons.v1.dlq → qoe_dead_letters.
- * Rows are batched (sink.batchRows, or sink.flushMs after the previous flush at the latest: schedule)
+ * Rows are batched (sink.batchRows, a lull in arrivals, or sink.flushMs at the latest: nextFlushAt)
  * and offsets committed only after
  * the insert. Every row carries its source partition/offset; on assignment the sink reads, per table,
  * the highest offset already stored for each partition and skips records at or below it, so a crash
@@ -115,6 +115,24 @@ export function dayRuns(rows: Row[]): Row[][] {
   return runs;
 }
 
+/** How long the sink waits for more after the last arrival (a window's rows come as a burst, one batch per partition). */
+export const SINK_LINGER_MS = 100;
+/** Shortest time between two flushes' starts: at most 4 inserts per second per table. */
+export const SINK_MIN_GAP_MS = 250;
+
+/**
+ * When to flush what waits: once arrivals pause for SINK_LINGER_MS (the burst a window's firing
+ * sends is then in), and at the latest flushMs after the oldest waiting arrived (steady traffic), but
+ * never sooner than SINK_MIN_GAP_MS after the last flush started (both capped by flushMs). A fixed
+ * flushMs timer made every row wait flushMs / 2 on average; flushing the first arrival at once made
+ * the rest of its burst wait a whole interval.
+ */
+export function nextFlushAt(s: { lastFlushAt: number; firstWaitingAt: number; lastArrivalAt: number; flushMs: number }): number {
+  const linger = Math.min(SINK_LINGER_MS, s.flushMs);
+  const minGap = Math.min(SINK_MIN_GAP_MS, s.flushMs);
+  return Math.max(s.lastFlushAt + minGap, Math.min(s.lastArrivalAt + linger, s.firstWaitingAt + s.flushMs));
+}
+
 export function createSink(deps: SinkDeps): Sink {
   const { bus, store, log } = deps;
   const consumer = bus.consumer({ groupId: CONSUMER_GROUPS.sink, topics: [TOPICS.metrics, TOPICS.beaconsDlq], autoCommit: false, maxBatchSize: deps.batchRows });
@@ -129,6 +147,12 @@ export function createSink(deps: SinkDeps): Sink {
   let lastFlushAt = -Infinity;
   /** A scheduled flush is waiting behind the running one. */
   let flushQueued = false;
+  /** When the oldest and the newest of what waits now arrived (Date.now()). */
+  let firstWaitingAt: number | undefined;
+  let lastArrivalAt = -Infinity;
+  let timerAt = NaN;
+  /** After a failed flush, the next waits flushMs (the inserts themselves retry with backoff). */
+  let notBefore = -Infinity;
   let closing = false;
   let stopped = false;
   /** Metrics partitions taken over whose roll-ups are not yet checked against qoe_metrics. */
@@ -283,6 +307,8 @@ export function createSink(deps: SinkDeps): Sink {
     flushQueued = false;
     if (buffered === 0 && pending.size === 0) return;
     lastFlushAt = Date.now();
+    const waitingSince = firstWaitingAt;
+    firstWaitingAt = undefined;
     // Take what is buffered now; rows and offsets arriving during the insert wait for the next flush.
     const batches = [...buffers].filter(([, rows]) => rows.length > 0);
     const commits = [...pending.values()];
@@ -304,6 +330,8 @@ export function createSink(deps: SinkDeps): Sink {
         if (!pending.has(k)) pending.set(k, c);
       }
       buffered += batches.reduce((n, [table, rows]) => n + (done.has(table) ? 0 : rows.length), 0);
+      firstWaitingAt = Math.min(firstWaitingAt ?? Infinity, waitingSince ?? lastFlushAt);
+      notBefore = Date.now() + deps.flushMs;
       throw err;
     }
     if (commits.length > 0) await consumer.commit(commits);
@@ -332,19 +360,18 @@ export function createSink(deps: SinkDeps): Sink {
     return flushing;
   }
 
-  /**
-   * Flushes as soon as something waits and the last flush started at least flushMs ago, else at that
-   * moment. A row waits at most flushMs and, when traffic is light, hardly at all (a fixed timer made
-   * it wait flushMs / 2 on average: freshness); there is still at most one flush per flushMs. At most
-   * one flush waits behind a running one (a long outage does not pile them up).
-   */
+  /** Arms the timer for nextFlushAt; at most one flush waits behind a running one (an outage does not pile them up). */
   function schedule(): void {
-    if (closing || timer !== undefined || flushQueued || (buffered === 0 && pending.size === 0)) return;
+    if (closing || flushQueued || (buffered === 0 && pending.size === 0)) return;
+    const at = Math.max(notBefore, nextFlushAt({ lastFlushAt, firstWaitingAt: firstWaitingAt ?? Date.now(), lastArrivalAt, flushMs: deps.flushMs }));
+    if (timer !== undefined && at === timerAt) return;
+    if (timer !== undefined) clearTimeout(timer);
+    timerAt = at;
     timer = setTimeout(() => {
       timer = undefined;
       flushQueued = true;
       flush().catch((err: unknown) => log.error({ err }, 'sink flush failed'));
-    }, Math.max(0, lastFlushAt + deps.flushMs - Date.now()));
+    }, Math.max(0, at - Date.now()));
     timer.unref();
   }
 
@@ -359,6 +386,10 @@ export function createSink(deps: SinkDeps): Sink {
       }
     }
     const last = batch.records[batch.records.length - 1];
+    if (last) {
+      lastArrivalAt = Date.now();
+      firstWaitingAt ??= lastArrivalAt;
+    }
     if (last) pending.set(`${batch.topic}:${batch.partition}`, { topic: batch.topic, partition: batch.partition, offset: batch.nextOffset ?? last.offset + 1 });
     if (buffered >= deps.batchRows) await flush();
     else schedule();

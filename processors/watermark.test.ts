@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  LAGGING_IDLE_FACTOR, createWatermarkTracker, currentWatermark, markCaughtUp, observeEventTime, trackPartition,
+  LAGGING_IDLE_FACTOR, LAGGING_IDLE_MIN_MS, laggingIdleMs, createWatermarkTracker, currentWatermark, markCaughtUp, observeEventTime, trackPartition,
 } from './watermark.js';
 
 const s = { maxOutOfOrderMs: 1000, idlePartitionMs: 5000 };
@@ -40,10 +40,20 @@ describe('watermark', () => {
     expect(currentWatermark(t, s, 26_000)).toBe(124_000);
   });
 
+  it('with a short idle time, a lagging partition still holds for LAGGING_IDLE_MIN_MS', () => {
+    const short = { maxOutOfOrderMs: 1000, idlePartitionMs: 1000 };
+    const t = createWatermarkTracker();
+    trackPartition(t, 1, 30_000, 0, true);
+    observeEventTime(t, 0, 900_000, LAGGING_IDLE_MIN_MS - 1);
+    expect(currentWatermark(t, short, LAGGING_IDLE_MIN_MS - 1)).toBe(29_000);
+    expect(currentWatermark(t, short, LAGGING_IDLE_MIN_MS)).toBe(899_000);
+  });
+
   it('a lagging partition that never delivers is idle after the safety bound', () => {
     const t = createWatermarkTracker();
     trackPartition(t, 1, 30_000, 0, true);
-    const bound = LAGGING_IDLE_FACTOR * s.idlePartitionMs;
+    const bound = laggingIdleMs(s);
+    expect(bound).toBe(Math.max(LAGGING_IDLE_FACTOR * s.idlePartitionMs, LAGGING_IDLE_MIN_MS));
     observeEventTime(t, 0, 900_000, bound);
     expect(currentWatermark(t, s, bound - 1)).toBe(29_000);
     expect(currentWatermark(t, s, bound)).toBe(899_000);

@@ -9,10 +9,21 @@
  * partition's high watermark) is not idle however long it waits: when a processor catches up on a
  * backlog, kafkajs delivers one partition's batch after another, and a partition waiting its turn for
  * longer than idlePartitionMs must not let the watermark run past the events it is about to deliver
- * (they would all be late). Safety valve: a lagging partition silent for `LAGGING_IDLE_FACTOR` ×
- * idlePartitionMs is idle anyway (e.g. a backlog of aborted transactional records never delivered).
+ * (they would all be late). Safety valve: a lagging partition silent for laggingIdleMs (the larger of
+ * `LAGGING_IDLE_FACTOR` × idlePartitionMs and `LAGGING_IDLE_MIN_MS`) is idle anyway (e.g. a backlog
+ * of aborted transactional records never delivered).
+ *
+ * Because a caught-up partition cannot be hiding records, it can be idle soon (default 1 s; Kafka
+ * Streams does not wait for a caught-up partition at all, KIP-695): with light traffic a partition
+ * that received one event must not hold every window back for long.
  */
 export const LAGGING_IDLE_FACTOR = 10;
+export const LAGGING_IDLE_MIN_MS = 50_000;
+
+/** How long a partition with records still to read may stay silent before it is idle anyway. */
+export function laggingIdleMs(s: WatermarkSettings): number {
+  return Math.max(LAGGING_IDLE_FACTOR * s.idlePartitionMs, LAGGING_IDLE_MIN_MS);
+}
 
 export interface WatermarkSettings {
   maxOutOfOrderMs: number;
@@ -64,7 +75,7 @@ export function currentWatermark(t: WatermarkTracker, s: WatermarkSettings, nowM
   if (t.partitions.size === 0) return t.currentMs;
   let min = Infinity;
   for (const p of t.partitions.values()) {
-    const idleAfterMs = p.lagging ? LAGGING_IDLE_FACTOR * s.idlePartitionMs : s.idlePartitionMs;
+    const idleAfterMs = p.lagging ? laggingIdleMs(s) : s.idlePartitionMs;
     if (nowMs - p.lastRecordAtMs < idleAfterMs && p.maxTsMs < min) min = p.maxTsMs;
   }
   const candidate = (min === Infinity ? nowMs : min) - s.maxOutOfOrderMs;
