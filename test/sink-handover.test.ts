@@ -12,6 +12,7 @@ import { decodeMetricsRecord, encodeMetricsRecord, toMetricsRecord } from '../pr
 import { createSink, metricsRows } from '../processors/sink.js';
 import { emptyDims } from '../schemas/events.js';
 import { randomDatabaseName } from './helpers/clickhouse-server.js';
+import { runSinkUntilDrained } from './helpers/sink.js';
 
 /**
  * A partition handed over while its previous owner is still finishing a flush: kafkajs hands the
@@ -62,15 +63,7 @@ describe('sink: rows a previous owner stored after the handover are not inserted
       },
     };
 
-    const sink = createSink({ bus, store, log: silentLogger(), batchRows: 1000, flushMs: 60_000 });
-    await sink.start();
-    // Flush until every record was delivered, inserted and committed.
-    const deadline = Date.now() + 20_000;
-    do {
-      await sink.flush();
-      await new Promise((r) => setTimeout(r, 50));
-    } while ((await sink.lag()) > 0 && Date.now() < deadline);
-    await sink.stop();
+    await runSinkUntilDrained(createSink({ bus, store, log: silentLogger(), batchRows: 1000, flushMs: 60_000 }));
 
     expect(injected).toBe(true);
     const rows = await real.query<{ p: number; o: number; n: number }>(

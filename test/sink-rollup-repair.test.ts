@@ -14,6 +14,7 @@ import { emptyDims } from '../schemas/events.js';
 import { bindParams } from '../sql/bind.js';
 import { rollupInsertSql, ROLLUPS } from '../sql/rollups.js';
 import { clickhouseServerSkipReason, randomDatabaseName, useClickHouseServer } from './helpers/clickhouse-server.js';
+import { runSinkUntilDrained } from './helpers/sink.js';
 
 /**
  * A roll-up that missed rows the raw table holds. ClickHouse writes an insert into qoe_metrics as the
@@ -91,14 +92,7 @@ async function tornInsert(store: Store, rows: Row[], views: string[]): Promise<v
 }
 
 async function drain(store: Store, bus: ReturnType<typeof createMemoryBus>, settleMs: number, repairs: string[]): Promise<void> {
-  const sink = createSink({ bus, store, log: silentLogger(), batchRows: 1000, flushMs: 60_000, rollupSettleMs: settleMs, onRollupRepair: (table) => repairs.push(table) });
-  await sink.start();
-  const deadline = Date.now() + 30_000;
-  do {
-    await sink.flush();
-    await new Promise((r) => setTimeout(r, 50));
-  } while ((await sink.lag()) > 0 && Date.now() < deadline);
-  await sink.stop();
+  await runSinkUntilDrained(createSink({ bus, store, log: silentLogger(), batchRows: 1000, flushMs: 60_000, rollupSettleMs: settleMs, onRollupRepair: (table) => repairs.push(table) }));
 }
 
 async function expectExact(store: Store): Promise<void> {
