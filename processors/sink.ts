@@ -158,13 +158,16 @@ export function createSink(deps: SinkDeps): Sink {
   /** Metrics partitions taken over whose roll-ups are not yet checked against qoe_metrics. */
   const rollupCheck = new Set<number>();
 
-  async function loadStored(topic: string, partition: number): Promise<void> {
+  /** Per table of `topic`, the highest offset stored for each of `partitions`: one scan per table, not per partition. */
+  async function loadStored(topic: string, partitions: number[]): Promise<void> {
+    if (partitions.length === 0) return;
     for (const table of TABLE_OF[topic] ?? []) {
-      const rows = await store.query<{ m: number | string | null; n: number | string }>(
-        `SELECT max(src_offset) AS m, count() AS n FROM ${table} WHERE src_partition = {p:UInt32}`, { p: partition });
-      const n = Number(rows[0]?.n ?? 0);
+      const rows = await store.query<{ p: number; m: number | string }>(
+        `SELECT src_partition AS p, max(src_offset) AS m FROM ${table} WHERE has({ps:Array(String)}, toString(src_partition)) GROUP BY src_partition`,
+        { ps: partitions.map(String) });
+      const max = new Map(rows.map((r) => [Number(r.p), Number(r.m)]));
       const byPart = stored.get(table) ?? new Map<number, number>();
-      byPart.set(partition, n > 0 ? Number(rows[0]?.m) : -1);
+      for (const p of partitions) byPart.set(p, max.get(p) ?? -1);
       stored.set(table, byPart);
     }
   }
@@ -222,9 +225,12 @@ export function createSink(deps: SinkDeps): Sink {
       const span = range && { lo: Math.floor(range.lo / b) * b, hi: Math.floor(range.hi / b) * b + b - 1 };
       const time = span ? 'window_start >= {lo:DateTime} AND window_start <= {hi:DateTime}' : '1';
       const timeParams = span ? { lo: span.lo * 1000, hi: span.hi * 1000 } : {};
-      const raw = await store.query<{ p: number; m: number }>(
-        `SELECT src_partition AS p, max(src_offset) AS m FROM qoe_metrics WHERE ${time} AND has({ps:Array(String)}, toString(src_partition)) GROUP BY src_partition`,
-        { ...timeParams, ps });
+      // Over all time, what qoe_metrics holds is known since onAssign (loadStored): no second scan.
+      const raw = span
+        ? await store.query<{ p: number; m: number }>(
+          `SELECT src_partition AS p, max(src_offset) AS m FROM qoe_metrics WHERE ${time} AND has({ps:Array(String)}, toString(src_partition)) GROUP BY src_partition`,
+          { ...timeParams, ps })
+        : parts.map((p) => ({ p, m: stored.get('qoe_metrics')?.get(p) ?? -1 })).filter((r) => r.m >= 0);
       if (raw.length === 0) continue;
       const [merged] = await store.query<{ m: unknown }>(`SELECT maxForEachMerge(src_offsets) AS m FROM ${rollup.table} WHERE ${time}`, timeParams);
       const rolled = rolledUpOffsets(merged?.m);
@@ -396,10 +402,8 @@ export function createSink(deps: SinkDeps): Sink {
   }
 
   async function onAssign(partitions: TopicPartition[]): Promise<void> {
-    for (const p of partitions) {
-      await loadStored(p.topic, p.partition);
-      if (p.topic === TOPICS.metrics) rollupCheck.add(p.partition);
-    }
+    for (const topic of Object.keys(TABLE_OF)) await loadStored(topic, partitions.filter((p) => p.topic === topic).map((p) => p.partition));
+    for (const p of partitions) if (p.topic === TOPICS.metrics) rollupCheck.add(p.partition);
   }
 
   async function onRevoke(_partitions: TopicPartition[]): Promise<void> {

@@ -54,7 +54,8 @@ describe('sink: rows a previous owner stored after the handover are not inserted
     const store: Store = {
       ...real,
       async query(sql, params) {
-        if (sql.includes('FROM qoe_metrics') && sql.includes('GROUP BY src_partition')) await lateFlush();
+        // Not onAssign's lookup (no time range): the lookups after it, right before an insert.
+        if (sql.includes('FROM qoe_metrics WHERE window_start')) await lateFlush();
         return real.query(sql, params);
       },
       async insert(table, rows) {
