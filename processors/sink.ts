@@ -133,6 +133,18 @@ export function nextFlushAt(s: { lastFlushAt: number; firstWaitingAt: number; la
   return Math.max(s.lastFlushAt + minGap, Math.min(s.lastArrivalAt + linger, s.firstWaitingAt + s.flushMs));
 }
 
+/** The smallest and largest value of a time column (epoch s) over `rows`. */
+function timeRange(rows: Row[], column: string): { lo: number; hi: number } {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const r of rows) {
+    const t = Number(r[column]);
+    if (t < lo) lo = t;
+    if (t > hi) hi = t;
+  }
+  return { lo, hi };
+}
+
 export function createSink(deps: SinkDeps): Sink {
   const { bus, store, log } = deps;
   const consumer = bus.consumer({ groupId: CONSUMER_GROUPS.sink, topics: [TOPICS.metrics, TOPICS.beaconsDlq], autoCommit: false, maxBatchSize: deps.batchRows });
@@ -195,13 +207,7 @@ export function createSink(deps: SinkDeps): Sink {
     if (rows.length === 0) return rows;
     const parts = [...new Set(rows.map((r) => String(r.src_partition)))];
     const timeColumn = table === 'qoe_dead_letters' ? 'dead_at' : 'window_start';
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const r of rows) {
-      const t = Number(r[timeColumn]);
-      if (t < lo) lo = t;
-      if (t > hi) hi = t;
-    }
+    const { lo, hi } = timeRange(rows, timeColumn);
     const res = await store.query<{ p: number; m: number }>(
       `SELECT src_partition AS p, max(src_offset) AS m FROM ${table} WHERE ${timeColumn} >= {lo:DateTime} AND ${timeColumn} <= {hi:DateTime} ` +
         'AND has({ps:Array(String)}, toString(src_partition)) GROUP BY src_partition',
@@ -275,16 +281,7 @@ export function createSink(deps: SinkDeps): Sink {
   /** Roll-up checks due before inserting `rows` into qoe_metrics (attempt > 0: a previous try failed). */
   async function checkRollups(rows: Row[], attempt: number): Promise<void> {
     const parts = [...new Set(rows.map((r) => Number(r.src_partition)))];
-    if (attempt > 0) {
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (const r of rows) {
-        const t = Number(r.window_start);
-        if (t < lo) lo = t;
-        if (t > hi) hi = t;
-      }
-      if (!(await repairRollups(parts, { lo, hi }))) for (const p of parts) rollupCheck.add(p);
-    }
+    if (attempt > 0 && !(await repairRollups(parts, timeRange(rows, 'window_start')))) for (const p of parts) rollupCheck.add(p);
     const due = parts.filter((p) => rollupCheck.has(p));
     if (due.length > 0 && (await repairRollups(due))) for (const p of due) rollupCheck.delete(p);
   }
