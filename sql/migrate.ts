@@ -127,13 +127,15 @@ async function withMigrationLock<T>(store: Store, opts: MigrateOptions, fn: () =
   let holderlessSince: number | undefined;
   for (let attempt = 0; ; attempt++) {
     try {
-      await store.exec(`CREATE TABLE ${LOCK_TABLE} (owner String, locked_at DateTime) ENGINE = TinyLog`);
+      await store.exec(`CREATE TABLE ${LOCK_TABLE} (owner String, locked_at DateTime) ENGINE = Log`);
     } catch (err) {
       if (clickhouseCode(err) !== TABLE_ALREADY_EXISTS) throw err;
-      const [holder] = await store.query<{ owner: string; at: number }>(
-        `SELECT owner, toUnixTimestamp(locked_at) AS at FROM ${LOCK_TABLE} ORDER BY locked_at LIMIT 1`);
-      if (holder === undefined) holderlessSince ??= Date.now();
-      else holderlessSince = undefined;
+      // The holder may be writing or dropping the table while this reads it: an error says nothing.
+      const read = await store.query<{ owner: string; at: number }>(
+        `SELECT owner, toUnixTimestamp(locked_at) AS at FROM ${LOCK_TABLE} ORDER BY locked_at LIMIT 1`).catch(() => undefined);
+      const holder = read?.[0];
+      if (read !== undefined && holder === undefined) holderlessSince ??= Date.now();
+      else if (holder !== undefined) holderlessSince = undefined;
       const stale = holder !== undefined ? Date.now() - Number(holder.at) * 1000 > staleMs : Date.now() - (holderlessSince ?? Date.now()) > staleMs;
       if (stale) {
         opts.log?.warn({ holder: holder?.owner ?? null }, 'taking over a stale migration lock');

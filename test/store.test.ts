@@ -271,7 +271,8 @@ describe.skipIf(skipReason !== undefined)('clickhouse-server 18.16', () => {
 
   it('processes starting together migrate one at a time: each version once, the views as the last migration left them', async () => {
     const database = randomDatabaseName();
-    const stores = await Promise.all([0, 1, 2, 3].map(() => createClickHouseStore({ url: server().url, database })));
+    // Six at once: the waiters read the lock table while its holder writes and drops it (a race seen in CI).
+    const stores = await Promise.all([0, 1, 2, 3, 4, 5].map(() => createClickHouseStore({ url: server().url, database })));
     onTestFinished(async () => {
       await stores[0]?.exec(`DROP DATABASE IF EXISTS ${database}`);
       for (const s of stores) await s.close();
@@ -299,12 +300,12 @@ describe.skipIf(skipReason !== undefined)('clickhouse-server 18.16', () => {
       await store.close();
     });
     await store.exec(`CREATE DATABASE IF NOT EXISTS ${database}`);
-    await store.exec('CREATE TABLE schema_migrations_lock (owner String, locked_at DateTime) ENGINE = TinyLog');
+    await store.exec('CREATE TABLE schema_migrations_lock (owner String, locked_at DateTime) ENGINE = Log');
     await store.insert('schema_migrations_lock', [{ owner: 'a process that died', locked_at: new Date(Date.now() - 3_600_000) }]);
     const result = await migrate(store, { database, lockStaleMs: 60_000 });
     expect(result.applied).toEqual((await loadMigrations()).map((m) => m.version));
     // A live holder is waited for, up to lockWaitMs.
-    await store.exec('CREATE TABLE schema_migrations_lock (owner String, locked_at DateTime) ENGINE = TinyLog');
+    await store.exec('CREATE TABLE schema_migrations_lock (owner String, locked_at DateTime) ENGINE = Log');
     await store.insert('schema_migrations_lock', [{ owner: 'a live process', locked_at: new Date() }]);
     const err: unknown = await migrate(store, { database, migrations: [{ version: 950, name: 'later', statements: ['SELECT 1'] }], lockWaitMs: 500 }).catch((e: unknown) => e);
     expect(isQoeError(err, 'QOE_ERR_STORE_UNAVAILABLE')).toBe(true);
