@@ -18,8 +18,8 @@ import type { Store } from '../lib/store/types.js';
  * and a migration that redefines a view (004) is not safe to run twice concurrently (one process
  * could recreate the old view after another dropped it). The lock is a table only one CREATE can
  * make (DDL on one server is atomic); its holder records itself in it and drops it when done. A
- * process that finds it waits, then re-reads what is applied. A lock left by a process that died
- * is taken over after `lockStaleMs`. Applied versions are read with DISTINCT (a version recorded
+ * process that finds it waits, then re-reads what is applied. The holder writes heartbeats; a lock
+ * left by a process that died is taken over once it has none for `lockStaleMs`. Applied versions are read with DISTINCT (a version recorded
  * twice by an older release that had no lock is harmless).
  */
 
@@ -103,7 +103,7 @@ export interface MigrateOptions {
   now?: () => number;
   /** How long to wait for another process's migrations before giving up (default 15 min). */
   lockWaitMs?: number;
-  /** A lock held this long (or whose holder never recorded itself) is taken over (default 10 min). */
+  /** A lock whose holder has not written for this long (it writes every quarter of it) is taken over (default 60 s). */
   lockStaleMs?: number;
 }
 
@@ -116,13 +116,15 @@ function clickhouseCode(err: unknown): number | undefined {
 }
 
 /**
- * Runs `fn` holding the migration lock. Waits while another process holds it; takes over a lock
- * that is older than lockStaleMs, or that has had no holder row for that long (its maker died
- * between the CREATE and the INSERT).
+ * Runs `fn` holding the migration lock. The holder adds a row every lockStaleMs / 4 while it works;
+ * a waiter takes the lock over when the newest row is older than lockStaleMs, or when the table has
+ * had no row for that long (its maker died between the CREATE and the INSERT). chDB needs no lock:
+ * its data directory belongs to one process.
  */
 async function withMigrationLock<T>(store: Store, opts: MigrateOptions, fn: () => Promise<T>): Promise<T> {
+  if (store.kind === 'chdb') return fn();
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  const staleMs = opts.lockStaleMs ?? 600_000;
+  const staleMs = opts.lockStaleMs ?? 60_000;
   const deadline = Date.now() + (opts.lockWaitMs ?? 900_000);
   let holderlessSince: number | undefined;
   for (let attempt = 0; ; attempt++) {
@@ -132,7 +134,7 @@ async function withMigrationLock<T>(store: Store, opts: MigrateOptions, fn: () =
       if (clickhouseCode(err) !== TABLE_ALREADY_EXISTS) throw err;
       // The holder may be writing or dropping the table while this reads it: an error says nothing.
       const read = await store.query<{ owner: string; at: number }>(
-        `SELECT owner, toUnixTimestamp(locked_at) AS at FROM ${LOCK_TABLE} ORDER BY locked_at LIMIT 1`).catch(() => undefined);
+        `SELECT owner, toUnixTimestamp(locked_at) AS at FROM ${LOCK_TABLE} ORDER BY locked_at DESC LIMIT 1`).catch(() => undefined);
       const holder = read?.[0];
       if (read !== undefined && holder === undefined) holderlessSince ??= Date.now();
       else if (holder !== undefined) holderlessSince = undefined;
@@ -151,9 +153,13 @@ async function withMigrationLock<T>(store: Store, opts: MigrateOptions, fn: () =
       continue;
     }
     await store.insert(LOCK_TABLE, [{ owner, locked_at: new Date() }]);
+    // Still alive: a long backfill must not look like a dead holder.
+    const heartbeat = setInterval(() => void store.insert(LOCK_TABLE, [{ owner, locked_at: new Date() }]).catch(() => undefined), staleMs / 4);
+    heartbeat.unref();
     try {
       return await fn();
     } finally {
+      clearInterval(heartbeat);
       await store.exec(`DROP TABLE IF EXISTS ${LOCK_TABLE}`);
     }
   }

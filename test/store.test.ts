@@ -312,6 +312,24 @@ describe.skipIf(skipReason !== undefined)('clickhouse-server 18.16', () => {
     expect(String((err as Error).message)).toContain('a live process');
   });
 
+  it('a holder whose migration outlasts lockStaleMs keeps the lock (it writes heartbeats)', async () => {
+    const database = randomDatabaseName();
+    const [a, b] = await Promise.all([0, 1].map(() => createClickHouseStore({ url: server().url, database })));
+    onTestFinished(async () => {
+      await a?.exec(`DROP DATABASE IF EXISTS ${database}`);
+      await a?.close();
+      await b?.close();
+    });
+    const slow = [{ version: 960, name: 'slow', statements: ['SELECT sleep(2.5)'] }];
+    const first = migrate(a as Store, { database, migrations: slow, lockStaleMs: 1000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const second = await migrate(b as Store, { database, migrations: slow, lockStaleMs: 1000 });
+    expect((await first).applied).toEqual([960]);
+    expect(second.applied).toEqual([]);
+    const rows = await (a as Store).query<{ n: number }>('SELECT count() AS n FROM schema_migrations WHERE version = 960');
+    expect(Number(rows[0]?.n)).toBe(1);
+  });
+
   it('reports an unreachable server as QOE_ERR_STORE_UNAVAILABLE (retriable) after bounded retries', async () => {
     const err: unknown = await createClickHouseStore({ url: 'http://127.0.0.1:1', database: 'x', attempts: 3, retryBaseMs: 1 }).catch(
       (e: unknown) => e,
