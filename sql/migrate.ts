@@ -6,6 +6,7 @@ import type { Logger } from '../lib/logger.js';
 import { QoeError } from '../lib/errors.js';
 import { projectPath } from '../lib/paths.js';
 import type { Store } from '../lib/store/types.js';
+import { bindParams } from './bind.js';
 
 /**
  * Forward-only migrations: `sql/NNN_name.sql`, applied in version order, each recorded in
@@ -133,12 +134,14 @@ async function withMigrationLock<T>(store: Store, opts: MigrateOptions, fn: () =
     } catch (err) {
       if (clickhouseCode(err) !== TABLE_ALREADY_EXISTS) throw err;
       // The holder may be writing or dropping the table while this reads it: an error says nothing.
-      const read = await store.query<{ owner: string; at: number }>(
-        `SELECT owner, toUnixTimestamp(locked_at) AS at FROM ${LOCK_TABLE} ORDER BY locked_at DESC LIMIT 1`).catch(() => undefined);
+      // Ages by the server's clock (the holder writes now() too): hosts' clocks may disagree.
+      const read = await store.query<{ owner: string; age: number }>(
+        `SELECT owner, toUInt32(now()) - toUInt32(locked_at) AS age FROM ${LOCK_TABLE} ORDER BY locked_at DESC LIMIT 1`).catch(() => undefined);
       const holder = read?.[0];
       if (read !== undefined && holder === undefined) holderlessSince ??= Date.now();
       else if (holder !== undefined) holderlessSince = undefined;
-      const stale = holder !== undefined ? Date.now() - Number(holder.at) * 1000 > staleMs : Date.now() - (holderlessSince ?? Date.now()) > staleMs;
+      // locked_at has whole seconds: a heartbeat can look up to 1 s older than it is.
+      const stale = holder !== undefined ? Number(holder.age) * 1000 > staleMs + 1000 : Date.now() - (holderlessSince ?? Date.now()) > staleMs;
       if (stale) {
         opts.log?.warn({ holder: holder?.owner ?? null }, 'taking over a stale migration lock');
         await store.exec(`DROP TABLE IF EXISTS ${LOCK_TABLE}`);
@@ -152,9 +155,10 @@ async function withMigrationLock<T>(store: Store, opts: MigrateOptions, fn: () =
       await new Promise((r) => setTimeout(r, 250));
       continue;
     }
-    await store.insert(LOCK_TABLE, [{ owner, locked_at: new Date() }]);
+    const beat = (): Promise<void> => store.exec(bindParams(`INSERT INTO ${LOCK_TABLE} SELECT {owner:String}, now()`, { owner }));
+    await beat();
     // Still alive: a long backfill must not look like a dead holder.
-    const heartbeat = setInterval(() => void store.insert(LOCK_TABLE, [{ owner, locked_at: new Date() }]).catch(() => undefined), staleMs / 4);
+    const heartbeat = setInterval(() => void beat().catch(() => undefined), staleMs / 4);
     heartbeat.unref();
     try {
       return await fn();

@@ -312,7 +312,7 @@ describe.skipIf(skipReason !== undefined)('clickhouse-server 18.16', () => {
     expect(String((err as Error).message)).toContain('a live process');
   });
 
-  it('a holder whose migration outlasts lockStaleMs keeps the lock (it writes heartbeats)', async () => {
+  it('a holder whose migration outlasts lockStaleMs keeps the lock (it writes heartbeats)', { timeout: 30_000 }, async () => {
     const database = randomDatabaseName();
     const [a, b] = await Promise.all([0, 1].map(() => createClickHouseStore({ url: server().url, database })));
     onTestFinished(async () => {
@@ -320,10 +320,11 @@ describe.skipIf(skipReason !== undefined)('clickhouse-server 18.16', () => {
       await a?.close();
       await b?.close();
     });
-    const slow = [{ version: 960, name: 'slow', statements: ['SELECT sleep(2.5)'] }];
-    const first = migrate(a as Store, { database, migrations: slow, lockStaleMs: 1000 });
+    // 9 s of work against a 3 s stale time (heartbeats every 0.75 s): margin for a loaded machine.
+    const slow = [{ version: 960, name: 'slow', statements: ['SELECT sleep(3)', 'SELECT sleep(3)', 'SELECT sleep(3)'] }];
+    const first = migrate(a as Store, { database, migrations: slow, lockStaleMs: 3000 });
     await new Promise((r) => setTimeout(r, 300));
-    const second = await migrate(b as Store, { database, migrations: slow, lockStaleMs: 1000 });
+    const second = await migrate(b as Store, { database, migrations: slow, lockStaleMs: 3000 });
     expect((await first).applied).toEqual([960]);
     expect(second.applied).toEqual([]);
     const rows = await (a as Store).query<{ n: number }>('SELECT count() AS n FROM schema_migrations WHERE version = 960');
