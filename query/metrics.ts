@@ -2,7 +2,7 @@ import { QoeError } from '../lib/errors.js';
 import { histogramFromArrays, histogramQuantile, type Histogram } from '../lib/histogram.js';
 import { BITRATE_BUCKETS_KBPS, bitrateBucketLabel } from '../processors/accumulator.js';
 import { DIMENSIONS, dimensionNamed, snakeCase, type Dimension } from '../schemas/events.js';
-import { HISTOGRAMS } from '../sql/rollups.js';
+import { HISTOGRAMS, ROLLUPS } from '../sql/rollups.js';
 
 /**
  * GET /v1/metrics: parameter parsing, the SQL (parameterised; identifiers only from the DIMENSIONS
@@ -111,13 +111,13 @@ export interface MetricsSource {
   aggregated: boolean;
 }
 
-export const METRICS_SOURCES: readonly MetricsSource[] = [
-  { table: 'qoe_metrics_1h', granularityMs: 3_600_000, aggregated: true },
-  { table: 'qoe_metrics_1m', granularityMs: 60_000, aggregated: true },
-  { table: 'qoe_metrics', granularityMs: 0, aggregated: false },
-];
-
 const RAW_SOURCE: MetricsSource = { table: 'qoe_metrics', granularityMs: 0, aggregated: false };
+
+/** Coarsest first: the roll-ups (sql/rollups.ts), then the raw table. */
+export const METRICS_SOURCES: readonly MetricsSource[] = [
+  ...[...ROLLUPS].sort((a, b) => b.bucketSeconds - a.bucketSeconds).map((r) => ({ table: r.table, granularityMs: r.bucketSeconds * 1000, aggregated: true })),
+  RAW_SOURCE,
+];
 
 /**
  * The coarsest table that answers the query exactly: its granularity G must divide `step`, `from`

@@ -20,8 +20,8 @@ import { bindParams } from './bind.js';
  * could recreate the old view after another dropped it). The lock is a table only one CREATE can
  * make (DDL on one server is atomic); its holder records itself in it and drops it when done. A
  * process that finds it waits, then re-reads what is applied. The holder writes heartbeats; a lock
- * left by a process that died is taken over once it has none for `lockStaleMs`. Applied versions are read with DISTINCT (a version recorded
- * twice by an older release that had no lock is harmless).
+ * left by a process that died is taken over once it has none for `lockStaleMs`. Applied versions
+ * are read with DISTINCT (a version recorded twice by an older release without the lock is harmless).
  */
 
 export interface Migration {
