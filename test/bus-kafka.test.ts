@@ -96,6 +96,28 @@ describe.skipIf(skip !== undefined)('kafka bus (real broker)', () => {
     await producer.close();
   });
 
+  it('sends more than one record batch may hold (max.message.bytes) as several batches: all arrive, in order', async () => {
+    // 3.2 MB of incompressible values to one partition: kafkajs puts a partition's records of one
+    // send into one record batch, which the broker refuses (MESSAGE_TOO_LARGE) over its default 1 MiB.
+    const topic = uid('big');
+    await bus.createTopics([{ topic, partitions: 2 }]);
+    const payloads = Array.from({ length: 3200 }, () => randomBytes(1000));
+    const tx = bus.producer({ transactionalId: uid('tx') });
+    await tx.sendWithOffsets([{ topic, messages: payloads.map((v, i) => ({ key: `t${i}`, value: v, partition: 0 })) }], uid('g'), []);
+    await tx.close();
+    const plain = bus.producer();
+    await plain.send(topic, payloads.map((v, i) => ({ key: `p${i}`, value: v, partition: 1 })));
+    await plain.close();
+    const { consumer, records } = collect([topic]);
+    await consumer.run({ eachBatch: async (b) => void records.push(...b.records) });
+    await waitFor('6400 records', () => records.length >= 6400, 60_000);
+    for (const [p, prefix] of [[0, 't'], [1, 'p']] as const) {
+      const got = records.filter((r) => r.partition === p);
+      expect(got.map((r) => r.key)).toEqual(payloads.map((_, i) => `${prefix}${i}`));
+      expect(got.every((r, i) => r.value.equals(payloads[i] as Buffer))).toBe(true);
+    }
+  });
+
   it('sendWithOffsets is atomic: an aborted transaction leaves nothing for read_committed readers', async () => {
     const out = uid('out');
     const small = uid('small');

@@ -5,13 +5,15 @@ import { CompressionTypes, Partitioners } from 'kafkajs';
 import { QoeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { BusMessage, BusProducer, OffsetCommit, TopicMessages } from './types.js';
-import { busError, createSerial, groupPartitions, mergeByTopic } from './kafka-shared.js';
+import { busError, createSerial, groupPartitions, mergeByTopic, splitIntoRequests } from './kafka-shared.js';
 
 export interface KafkaProducerDeps {
   kafka: Kafka;
   log: Logger;
   clientId: string;
   compression: 'none' | 'gzip';
+  /** Largest record batch per partition (bytes before compression, see splitIntoRequests); more goes in further requests. */
+  maxBatchBytes: number;
   /** Records waiting behind the in-flight request; beyond it send() rejects with QOE_ERR_BUS_FULL. */
   maxQueuedMessages: number;
   /** Retries of one request before the send rejects. */
@@ -61,6 +63,12 @@ interface Waiter {
  * just the missing partitions with the same producer was tried and wrote records twice in 2 of 5 runs
  * of test/kafka-cluster.test.ts.
  *
+ * Large sends (`splitIntoRequests`): a send whose records for one partition exceed `maxBatchBytes` goes
+ * out as several requests, one after another, so no record batch passes the broker's
+ * max.message.bytes. Within a transaction they commit or abort together; a plain send that fails
+ * part way fails whole to its caller (retried, the records already written are duplicates, which the
+ * processor drops by (sessionId, seq) as for any retry).
+ *
  * Transactions (`sendWithOffsets`, and `send` on a transactional producer, which kafkajs requires to
  * go through a transaction) run one at a time; on error the transaction is aborted and the producer
  * replaced for the same reason (InitProducerId with the same transactional id also fences and
@@ -68,6 +76,7 @@ interface Waiter {
  */
 export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
   const compression = deps.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+  const sendOpts = { compression, timeout: deps.requestTimeoutMs, maxBatchBytes: deps.maxBatchBytes };
   let plain: Promise<Producer> | undefined;
   let transactional: Promise<Producer> | undefined;
   let txId = deps.transactionalId;
@@ -116,7 +125,7 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
     try {
       plain ??= connect();
       const producer = await plain;
-      await sendAllPartitions(producer, topicMessages, { compression, timeout: deps.requestTimeoutMs });
+      await sendAllPartitions(producer, topicMessages, sendOpts);
     } catch (err) {
       if (err instanceof PartitionsNotAcknowledged) deps.log.warn({ err }, 'kafka send refused: a partition went unacknowledged');
       discard('plain');
@@ -185,7 +194,7 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
       });
       try {
         if (topicMessages.length > 0) {
-          await sendAllPartitions(tx, topicMessages, { compression, timeout: deps.requestTimeoutMs });
+          await sendAllPartitions(tx, topicMessages, sendOpts);
         }
         if (offsets !== undefined && offsets.offsets.length > 0) {
           const topics = [...groupPartitions(offsets.offsets)].map(([topic, list]) => ({
@@ -269,20 +278,26 @@ export function unacknowledged(topicMessages: OutMessages, answered: RecordMetad
 }
 
 /**
- * sendBatch, then an error unless every partition sent to was acknowledged (see the header). Not
- * re-sent here: the caller's failure path (a new producer, a 503 to the client, or an aborted
- * transaction retried whole) is the one that is known to keep acknowledged records exactly once.
+ * sendBatch per request of `splitIntoRequests`, each followed by an error unless every partition it
+ * sent to was acknowledged (see the header). Not re-sent here: the caller's failure path (a new
+ * producer, a 503 to the client, or an aborted transaction retried whole) is the one that is known
+ * to keep acknowledged records exactly once.
  */
 async function sendAllPartitions(
   sender: Pick<Producer | Transaction, 'sendBatch'>,
   topicMessages: OutMessages,
-  opts: { compression: CompressionTypes; timeout: number },
+  opts: { compression: CompressionTypes; timeout: number; maxBatchBytes: number },
 ): Promise<void> {
-  const answered = await sender.sendBatch({ topicMessages, acks: -1, compression: opts.compression, timeout: opts.timeout });
-  const missing = unacknowledged(topicMessages, answered);
-  if (missing.length === 0) return;
+  for (const request of splitIntoRequests(topicMessages, opts.maxBatchBytes)) {
+    const answered = await sender.sendBatch({ topicMessages: request, acks: -1, compression: opts.compression, timeout: opts.timeout });
+    const missing = unacknowledged(request, answered);
+    if (missing.length > 0) throw notAcknowledged(missing);
+  }
+}
+
+function notAcknowledged(missing: OutMessages): PartitionsNotAcknowledged {
   const where = missing.map((t) => `${t.topic}[${[...new Set(t.messages.map((m) => m.partition))].join(',')}]`).join(' ');
-  throw new PartitionsNotAcknowledged(`kafkajs resolved a send without acknowledging partitions ${where} (leader moved during the send)`);
+  return new PartitionsNotAcknowledged(`kafkajs resolved a send without acknowledging partitions ${where} (leader moved during the send)`);
 }
 
 class PartitionsNotAcknowledged extends Error {

@@ -74,6 +74,52 @@ export function mergeByTopic(batches: TopicMessages[]): Array<{ topic: string; m
   return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
 
+/** What a record adds to a record batch besides its key and value (length, attributes, deltas as varints; no headers). */
+export const RECORD_OVERHEAD_BYTES = 40;
+
+const recordBytes = (m: KafkaMessageOut): number => Buffer.byteLength(m.key) + m.value.length + RECORD_OVERHEAD_BYTES;
+
+/**
+ * `topicMessages` as successive requests in which no partition's record batch holds more than
+ * `maxBatchBytes` (key + value + RECORD_OVERHEAD_BYTES per record, before compression), unless it is
+ * a single record. kafkajs puts all of a partition's records of one send into one record batch, and
+ * the broker refuses a batch over `max.message.bytes` (default 1 MiB) with MESSAGE_TOO_LARGE — for a
+ * transaction of the processor, whose changelog records all go to one partition, on every retry.
+ * Sent one after another, the requests keep each topic's order: a message is never in an earlier
+ * request than one before it in the same topic. Messages without an explicit partition may all land
+ * on any one partition, so they count against every partition of their topic.
+ */
+export function splitIntoRequests(topicMessages: OutMessages, maxBatchBytes: number): OutMessages[] {
+  const requests: OutMessages[] = [];
+  for (const { topic, messages } of topicMessages) {
+    let request = -1;
+    let bytes = new Map<number | undefined, number>();
+    let unpinned = 0;
+    let largest = 0;
+    let current: KafkaMessageOut[] = [];
+    for (const m of messages) {
+      const size = recordBytes(m);
+      const inBatch = m.partition === undefined ? unpinned + largest : unpinned + (bytes.get(m.partition) ?? 0);
+      if (request === -1 || (inBatch > 0 && inBatch + size > maxBatchBytes)) {
+        request += 1;
+        bytes = new Map();
+        unpinned = largest = 0;
+        (requests[request] ??= []).push({ topic, messages: (current = []) });
+      }
+      current.push(m);
+      if (m.partition === undefined) unpinned += size;
+      else {
+        const b = (bytes.get(m.partition) ?? 0) + size;
+        bytes.set(m.partition, b);
+        largest = Math.max(largest, b);
+      }
+    }
+  }
+  return requests;
+}
+
+type OutMessages = ReturnType<typeof mergeByTopic>;
+
 export function groupPartitions<T extends TopicPartition>(items: T[]): Map<string, T[]> {
   const out = new Map<string, T[]>();
   for (const it of items) {

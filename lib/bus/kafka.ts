@@ -25,6 +25,12 @@ export interface KafkaBusOptions {
   replicationFactor?: number;
   /** Record batch compression. Default 'gzip' (built into kafkajs; others need codecs). */
   compression?: 'none' | 'gzip';
+  /**
+   * Largest record batch the producer sends to one partition, in bytes before compression (key +
+   * value + 40 per record); larger sends go out as several requests. Default 1000000: under the
+   * broker's and topics' default max.message.bytes (1048588). Raise both together.
+   */
+  maxBatchBytes?: number;
   /** Records queued behind a producer's in-flight request before send() answers QOE_ERR_BUS_FULL. Default 100000. */
   maxQueuedMessages?: number;
   /**
@@ -151,6 +157,7 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
           log,
           clientId: opts.clientId,
           compression: opts.compression ?? 'gzip',
+          maxBatchBytes: opts.maxBatchBytes ?? 1_000_000,
           maxQueuedMessages: opts.maxQueuedMessages ?? 100_000,
           retries,
           requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,

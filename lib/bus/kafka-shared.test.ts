@@ -1,0 +1,55 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { RECORD_OVERHEAD_BYTES, splitIntoRequests, type KafkaMessageOut } from './kafka-shared.js';
+
+type Out = Array<{ topic: string; messages: KafkaMessageOut[] }>;
+
+const size = (m: KafkaMessageOut): number => Buffer.byteLength(m.key) + m.value.length + RECORD_OVERHEAD_BYTES;
+
+/** Per partition of the topic, the records that may share its batch in one request: those pinned there and the unpinned. */
+function batches(messages: KafkaMessageOut[]): KafkaMessageOut[][] {
+  const pinned = [...new Set(messages.flatMap((m) => (m.partition === undefined ? [] : [m.partition])))];
+  const unpinned = messages.filter((m) => m.partition === undefined);
+  return pinned.length === 0 ? [unpinned] : pinned.map((p) => [...messages.filter((m) => m.partition === p), ...unpinned]);
+}
+
+const fits = (batch: KafkaMessageOut[], max: number): boolean => batch.length <= 1 || batch.reduce((n, m) => n + size(m), 0) <= max;
+
+const arbMessage = fc.record({
+  key: fc.string({ maxLength: 6 }),
+  value: fc.integer({ min: 0, max: 300 }).map((n) => Buffer.alloc(n, 1)),
+  partition: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+}).map(({ key, value, partition }) => (partition === undefined ? { key, value } : { key, value, partition }));
+
+const arbSend = fc.uniqueArray(fc.constantFrom('a', 'b', 'c'), { minLength: 1 }).chain((topics) =>
+  fc.tuple(...topics.map((topic) => fc.array(arbMessage, { minLength: 1, maxLength: 40 }).map((messages) => ({ topic, messages })))),
+);
+
+describe('splitIntoRequests', () => {
+  it('keeps every message once, each topic in order, every partition batch within the bound, and splits only where it must', () => {
+    fc.assert(fc.property(arbSend, fc.integer({ min: 50, max: 2000 }), (send: Out, max) => {
+      const requests = splitIntoRequests(send, max);
+      for (const { topic, messages } of send) {
+        const parts = requests.map((r) => r.filter((t) => t.topic === topic).flatMap((t) => t.messages));
+        // Every message once, in order (the same objects: kafkajs writes the chosen partition into them).
+        expect(parts.flat()).toEqual(messages);
+        parts.flat().forEach((m, i) => expect(m).toBe(messages[i]));
+        for (const part of parts) for (const batch of batches(part)) expect(fits(batch, max)).toBe(true);
+        // Minimal: the first message of each further request would not have fitted into the one before.
+        const used = parts.filter((p) => p.length > 0);
+        for (let i = 1; i < used.length; i++) {
+          const merged = [...(used[i - 1] ?? []), used[i]?.[0] as KafkaMessageOut];
+          expect(batches(merged).every((b) => fits(b, max))).toBe(false);
+        }
+      }
+    }));
+  });
+
+  it('sends a small send as one request, and a record larger than the bound alone', () => {
+    const m = (partition: number, bytes: number): KafkaMessageOut => ({ key: 'k', value: Buffer.alloc(bytes), partition });
+    const small = [{ topic: 't', messages: [m(0, 10), m(1, 10), m(0, 10)] }];
+    expect(splitIntoRequests(small, 1000)).toEqual([small]);
+    const big = [{ topic: 't', messages: [m(0, 10), m(0, 5000), m(0, 10)] }];
+    expect(splitIntoRequests(big, 1000).map((r) => r.map((t) => t.messages.map((x) => x.value.length)))).toEqual([[[10]], [[5000]], [[10]]]);
+  });
+});
