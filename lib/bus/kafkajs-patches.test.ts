@@ -1,5 +1,5 @@
 // First: the patch must run before anything loads kafkajs, as in the adapter's files.
-import { filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched } from './kafkajs-patches.js';
+import { KafkajsEncoder, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched } from './kafkajs-patches.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -138,5 +138,69 @@ describe('kafkajs patch: read_committed skips every aborted transaction', () => 
     const theirs = originalFilter()(response).filter((m) => m.isControlRecord !== true).map((m) => Number(m.offset));
     expect(ours).toEqual([5]);
     expect(theirs).toContain(0);
+  });
+});
+
+/** kafkajs's own Encoder class, evaluated from its file. */
+function originalEncoder(): new () => EncoderLike {
+  const file = require.resolve('kafkajs/src/protocol/encoder.js');
+  const mod = { exports: undefined as unknown };
+  new Function('module', 'exports', 'require', readFileSync(file, 'utf8'))(mod, mod.exports, (id: string) => require(require.resolve(id, { paths: [dirname(file)] })));
+  return mod.exports as new () => EncoderLike;
+}
+
+interface EncoderLike {
+  buffer: Buffer;
+  buf: Buffer;
+  [write: string]: unknown;
+}
+
+type Op = [string, unknown];
+
+describe('kafkajs patch: Encoder without zero-filled unpooled allocations', () => {
+  it('is what kafkajs loads, and is still the class kafkajs code checks against', () => {
+    expect(kafkajsPatched).toBe(true);
+    const loaded = require('kafkajs/src/protocol/encoder.js') as new () => EncoderLike;
+    expect(loaded).toBe(KafkajsEncoder);
+    const e = new loaded();
+    expect(e).toBeInstanceOf(loaded);
+    // Static helpers kafkajs calls on the class.
+    expect((loaded as unknown as { sizeOfVarInt(v: number): number }).sizeOfVarInt(300)).toBe(2);
+    // A record as kafkajs's produce request builds it goes through the patched class.
+    const record = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (r: { key: Buffer; value: Buffer }) => EncoderLike;
+    expect(record({ key: Buffer.from('k'), value: Buffer.from('v') })).toBeInstanceOf(loaded);
+  });
+
+  it('writes the same bytes as kafkajs 2.2.4 for any sequence of writes, across buffer growth', () => {
+    const Original = originalEncoder();
+    expect(Original).not.toBe(KafkajsEncoder);
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      fc.tuple(fc.constant('writeInt8'), fc.integer({ min: -128, max: 127 })),
+      fc.tuple(fc.constant('writeInt16'), fc.integer({ min: -32768, max: 32767 })),
+      fc.tuple(fc.constant('writeInt32'), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })),
+      fc.tuple(fc.constant('writeInt64'), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(String)),
+      fc.tuple(fc.constant('writeVarInt'), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })),
+      fc.tuple(fc.constant('writeVarLong'), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(String)),
+      fc.tuple(fc.constant('writeString'), fc.string({ maxLength: 700, size: 'max' })),
+      fc.tuple(fc.constant('writeBytes'), fc.uint8Array({ maxLength: 2000, size: 'max' }).map((a) => Buffer.from(a))),
+      fc.tuple(fc.constant('writeVarIntBytes'), fc.option(fc.uint8Array({ maxLength: 5000, size: 'max' }).map((a) => Buffer.from(a)))),
+      fc.tuple(fc.constant('writeVarIntString'), fc.string({ maxLength: 300, size: 'max' })),
+    );
+    // size 'max': fast-check's default size keeps arrays and strings short, and nothing would grow.
+    let grew = 0;
+    fc.assert(fc.property(fc.array(op, { maxLength: 40, size: 'medium' }), (ops) => {
+      const run = (E: new () => EncoderLike): Buffer => {
+        const e = new E();
+        for (const [name, arg] of ops) (e[name] as (v: unknown) => unknown).call(e, arg);
+        // Nested encoders, as a produce request embeds its record batches.
+        const outer = new E();
+        (outer.writeEncoder as (v: unknown) => unknown).call(outer, e);
+        (outer.writeInt32 as (v: unknown) => unknown).call(outer, 7);
+        if (e.buf.length > 512 && ops.length > 1) grew += 1;
+        return Buffer.from(outer.buffer);
+      };
+      expect(run(KafkajsEncoder as unknown as new () => EncoderLike).equals(run(Original))).toBe(true);
+    }));
+    expect(grew).toBeGreaterThan(20);
   });
 });
