@@ -1,21 +1,31 @@
 import type { BusMessage, BusRecord } from '../lib/bus/types.js';
-import { emptyAcc, type WindowAcc } from './accumulator.js';
+import { loadAvroType } from '../schemas/codec.js';
+import type { Dims } from '../schemas/events.js';
+import { createAvroCodec, framingOf } from '../schemas/framing.js';
+import { SUM_FIELDS, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
 import { accKey, emptyPartitionState, type PartitionCounters, type PartitionState } from './partition.js';
-import { upgradeSession, type Session } from './session.js';
+import { upgradeSession, type Session, type SessionState } from './session.js';
+import { accFromJson, type AccJson } from './snapshot.js';
 
 /**
  * The processor's state changelog (qoe.processor-state.v1, compacted; changelog partition p holds the
  * state of input partition p). Kafka Streams style: one record per entity, written only when it
  * changed, in the same transaction as the outputs and input offsets it goes with. Keys:
- * - `s:<sessionId>` → { t, s }: the session, and `t` = offset of the input record that last moved it
- *   to the back of the partition's session map (restore rebuilds the map in that order, so expiry
- *   and eviction scan sessions exactly as the live processor did);
+ * - `s:<sessionId>` → the session, and `t` = offset of the input record that last moved it to the
+ *   back of the partition's session map (restore rebuilds the map in that order, so expiry and
+ *   eviction scan sessions exactly as the live processor did);
  * - `a:<open|corrections>:<windowStartMs>:<dimsKey>` → the window accumulator;
  * - `m` → partition meta: closedBeforeMs, firedBeforeMs, counters, max event time (for the watermark),
  *   and the next input offset the state covers (see processor.ts: a restarted owner can be handed an
  *   older committed offset than the state it restored, and skips what the state already holds);
  * - `r` → restore barrier (see processor.ts), ignored here.
- * An empty value is a tombstone (session expired, window emitted). Values are JSON.
+ * An empty value is a tombstone (session expired, window emitted).
+ *
+ * Values: sessions and accumulators are Avro, single-object encoded (schemas/state-session.avsc,
+ * schemas/state-window.avsc), written about once per input event: as JSON they were three times the
+ * input's bytes and most of the Kafka path's CPU (bench/README.md). Restore also reads the JSON
+ * values earlier versions wrote (told apart by the first byte); they are rewritten as Avro the next
+ * time their entity changes. The meta record, one per transaction, stays JSON.
  */
 export const META_KEY = 'm';
 export const BARRIER_KEY = 'r';
@@ -33,23 +43,92 @@ export interface ChangelogMeta {
 
 type Table = 'open' | 'corrections';
 
-type AccJson = Omit<WindowAcc, 'vstHist' | 'ttfbHist' | 'bitrateMs' | 'errors'> & {
-  vstHist: Array<[number, number]>;
-  ttfbHist: Array<[number, number]>;
-  bitrateMs: Array<[number, number]>;
-  errors: Array<[string, number]>;
-};
+interface SessionAvro {
+  t: number;
+  id: string;
+  state: SessionState;
+  started: boolean;
+  attemptTsMs: number | null;
+  sinceMs: number;
+  extrapolatedToMs: number;
+  lastTsMs: number;
+  lastSeq: number;
+  seenBelow: number;
+  dims: Dims;
+  bitrateKbps: number;
+  droppedFrames: number;
+  clockOffsetMs: number;
+}
 
-interface AccRecord {
+interface Count<K> {
+  k: K;
+  n: number;
+}
+
+interface WindowAvro {
   table: Table;
   w: number;
   k: string;
-  acc: AccJson;
+  sums: Record<SumField, number>;
+  vstHist: Array<Count<number>>;
+  ttfbHist: Array<Count<number>>;
+  bitrateMs: Array<Count<number>>;
+  errors: Array<Count<string>>;
 }
 
-interface SessionRecord {
-  t: number;
-  s: Session;
+export const sessionStateCodec = createAvroCodec<SessionAvro>(loadAvroType('state-session.avsc'));
+export const windowStateCodec = createAvroCodec<WindowAvro>(loadAvroType('state-window.avsc'));
+
+export function encodeSessionState(s: Session, t: number): Buffer {
+  return sessionStateCodec.encode({
+    t, id: s.id, state: s.state, started: s.started, attemptTsMs: s.attemptTsMs, sinceMs: s.sinceMs, extrapolatedToMs: s.extrapolatedToMs,
+    lastTsMs: s.lastTsMs, lastSeq: s.lastSeq, seenBelow: s.seenBelow, dims: s.dims, bitrateKbps: s.bitrateKbps,
+    droppedFrames: s.droppedFrames, clockOffsetMs: s.clockOffsetMs,
+  });
+}
+
+/** A changelog session value (Avro, or the JSON of earlier versions) as the session and its `t`. */
+export function decodeSessionState(buf: Buffer): { t: number; s: Session } {
+  if (framingOf(buf) === undefined) {
+    const j = JSON.parse(buf.toString('utf8')) as { t: number; s: Session };
+    return { t: j.t, s: upgradeSession(j.s) };
+  }
+  const r = sessionStateCodec.decode(buf);
+  const dims: Dims = { ...r.dims };
+  // The shape (and key order) of newSession(): the processor's hot paths see one object shape.
+  const s: Session = {
+    id: r.id, state: r.state, started: r.started, attemptTsMs: r.attemptTsMs, sinceMs: r.sinceMs, extrapolatedToMs: r.extrapolatedToMs,
+    lastTsMs: r.lastTsMs, lastSeq: r.lastSeq, seenBelow: r.seenBelow, dims, dimsKey: dimsKey(dims), bitrateKbps: r.bitrateKbps,
+    droppedFrames: r.droppedFrames, clockOffsetMs: r.clockOffsetMs,
+  };
+  return { t: r.t, s };
+}
+
+const counts = <K>(m: Map<K, number>): Array<Count<K>> => Array.from(m, ([k, n]) => ({ k, n }));
+const countMap = <K>(list: Array<Count<K>>): Map<K, number> => new Map(list.map((c) => [c.k, c.n]));
+
+export function encodeWindowState(table: Table, w: number, k: string, acc: WindowAcc): Buffer {
+  return windowStateCodec.encode({
+    // The writer reads the schema's fields by name: the accumulator itself serves as `sums`.
+    table, w, k, sums: acc,
+    vstHist: counts(acc.vstHist), ttfbHist: counts(acc.ttfbHist), bitrateMs: counts(acc.bitrateMs), errors: counts(acc.errors),
+  });
+}
+
+/** A changelog accumulator value (Avro, or the JSON of earlier versions). */
+export function decodeWindowState(buf: Buffer): { table: Table; w: number; k: string; acc: WindowAcc } {
+  if (framingOf(buf) === undefined) {
+    const j = JSON.parse(buf.toString('utf8')) as { table: Table; w: number; k: string; acc: AccJson };
+    return { table: j.table, w: j.w, k: j.k, acc: accFromJson(j.acc) };
+  }
+  const r = windowStateCodec.decode(buf);
+  const acc = emptyAcc();
+  for (const f of SUM_FIELDS) acc[f] = r.sums[f];
+  acc.vstHist = countMap(r.vstHist);
+  acc.ttfbHist = countMap(r.ttfbHist);
+  acc.bitrateMs = countMap(r.bitrateMs);
+  acc.errors = countMap(r.errors);
+  return { table: r.table, w: r.w, k: r.k, acc };
 }
 
 /**
@@ -75,9 +154,9 @@ export function movedSince(mark: StateMark, ps: PartitionState): boolean {
 export interface ChangelogTracker {
   readonly partition: number;
   /** session id → committed value. */
-  sessions: Map<string, string>;
+  sessions: Map<string, Buffer>;
   /** accumulator key → committed value. */
-  accs: Map<string, string>;
+  accs: Map<string, Buffer>;
   meta: string | undefined;
   /** session id → offset of the input record that last touched it (see the module comment). */
   touched: Map<string, number>;
@@ -98,14 +177,6 @@ export function noteTouch(t: ChangelogTracker, id: string, offset: number): void
   t.touched.set(id, offset);
 }
 
-function accToJson(a: WindowAcc): AccJson {
-  return { ...a, vstHist: [...a.vstHist], ttfbHist: [...a.ttfbHist], bitrateMs: [...a.bitrateMs], errors: [...a.errors] };
-}
-
-function accFromJson(j: AccJson): WindowAcc {
-  return { ...emptyAcc(), ...j, vstHist: new Map(j.vstHist), ttfbHist: new Map(j.ttfbHist), bitrateMs: new Map(j.bitrateMs), errors: new Map(j.errors) };
-}
-
 const sessionKey = (id: string): string => `s:${id}`;
 
 /**
@@ -117,7 +188,7 @@ export function diffPartition(
   ps: PartitionState, t: ChangelogTracker, opts: { maxTsMs: number | null; sessions: Iterable<string> | 'all'; nextOffset: number | null },
 ): ChangelogDiff {
   const partition = t.partition;
-  const changes: Array<{ kind: 'session' | 'acc' | 'meta'; id: string; key: string; value: string | null }> = [];
+  const changes: Array<{ kind: 'session' | 'acc'; id: string; key: string; value: Buffer | null }> = [];
   const diffSession = (id: string): void => {
     const s = ps.sessions.get(id);
     const before = t.sessions.get(id);
@@ -125,8 +196,8 @@ export function diffPartition(
       if (before !== undefined) changes.push({ kind: 'session', id, key: sessionKey(id), value: null });
       return;
     }
-    const value = JSON.stringify({ t: t.touched.get(id) ?? -1, s } satisfies SessionRecord);
-    if (value !== before) changes.push({ kind: 'session', id, key: sessionKey(id), value });
+    const value = encodeSessionState(s, t.touched.get(id) ?? -1);
+    if (before === undefined || !value.equals(before)) changes.push({ kind: 'session', id, key: sessionKey(id), value });
   };
   if (opts.sessions === 'all') {
     for (const id of ps.sessions.keys()) diffSession(id);
@@ -140,8 +211,9 @@ export function diffPartition(
       if (t.accs.has(key)) changes.push({ kind: 'acc', id: key, key, value: null });
       return;
     }
-    const value = JSON.stringify({ table, w, k, acc: accToJson(acc) } satisfies AccRecord);
-    if (value !== t.accs.get(key)) changes.push({ kind: 'acc', id: key, key, value });
+    const value = encodeWindowState(table, w, k, acc);
+    const before = t.accs.get(key);
+    if (before === undefined || !value.equals(before)) changes.push({ kind: 'acc', id: key, key, value });
   };
   if (ps.dirtyAccs !== null) {
     // Only what changed since the last diff (partition.ts marks every accumulator it touches or drains).
@@ -169,18 +241,18 @@ export function diffPartition(
     firedBeforeMs: Number.isFinite(ps.firedBeforeMs) ? ps.firedBeforeMs : null, counters: ps.counters, maxTsMs: opts.maxTsMs,
     nextOffset: opts.nextOffset,
   } satisfies ChangelogMeta);
-  if (meta !== t.meta) changes.push({ kind: 'meta', id: META_KEY, key: META_KEY, value: meta });
+  const metaChanged = meta !== t.meta;
+  const messages: BusMessage[] = changes.map((c) => ({ key: c.key, value: c.value ?? Buffer.alloc(0), partition }));
+  if (metaChanged) messages.push({ key: META_KEY, value: Buffer.from(meta), partition });
   return {
-    messages: changes.map((c) => ({ key: c.key, value: c.value === null ? Buffer.alloc(0) : Buffer.from(c.value), partition })),
+    messages,
     commit() {
+      if (metaChanged) t.meta = meta;
       for (const c of changes) {
-        if (c.kind === 'meta') t.meta = c.value ?? undefined;
-        else {
-          const map = c.kind === 'session' ? t.sessions : t.accs;
-          if (c.value === null) map.delete(c.id);
-          else map.set(c.id, c.value);
-          if (c.kind === 'session' && c.value === null) t.touched.delete(c.id);
-        }
+        const map = c.kind === 'session' ? t.sessions : t.accs;
+        if (c.value === null) map.delete(c.id);
+        else map.set(c.id, c.value);
+        if (c.kind === 'session' && c.value === null) t.touched.delete(c.id);
       }
     },
   };
@@ -206,10 +278,10 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   const tracker = createTracker(partition);
   let maxTsMs: number | null = null;
   let nextOffset: number | null = null;
-  const sessions: SessionRecord[] = [];
+  const sessions: Array<{ t: number; s: Session }> = [];
   for (const [key, buf] of latest) {
-    const text = buf.toString('utf8');
     if (key === META_KEY) {
+      const text = buf.toString('utf8');
       const m = JSON.parse(text) as ChangelogMeta;
       state.closedBeforeMs = m.closedBeforeMs ?? -Infinity;
       state.firedBeforeMs = m.firedBeforeMs ?? state.closedBeforeMs;
@@ -218,21 +290,22 @@ export function restorePartition(partition: number, records: readonly BusRecord[
       nextOffset = m.nextOffset ?? null;
       tracker.meta = text;
     } else if (key.startsWith('s:')) {
-      const rec = JSON.parse(text) as SessionRecord;
+      const rec = decodeSessionState(buf);
       sessions.push(rec);
-      tracker.sessions.set(rec.s.id, text);
+      // Copies: a record read from Kafka is a slice of its whole fetch response, which must not stay pinned.
+      tracker.sessions.set(rec.s.id, Buffer.from(buf));
       tracker.touched.set(rec.s.id, rec.t);
     } else if (key.startsWith('a:')) {
-      const rec = JSON.parse(text) as AccRecord;
+      const rec = decodeWindowState(buf);
       let byDims = state[rec.table].get(rec.w);
       if (byDims === undefined) state[rec.table].set(rec.w, (byDims = new Map()));
-      byDims.set(rec.k, accFromJson(rec.acc));
-      tracker.accs.set(key, text);
+      byDims.set(rec.k, rec.acc);
+      tracker.accs.set(key, Buffer.from(buf));
     }
   }
   // Least recently touched first, as applyEvent's touch() left the live map.
   sessions.sort((a, b) => a.t - b.t);
-  for (const { s } of sessions) state.sessions.set(s.id, upgradeSession(s));
+  for (const { s } of sessions) state.sessions.set(s.id, s);
   // From here on, diffs take only the accumulators that changed.
   state.dirtyAccs = new Set();
   return { state, tracker, maxTsMs, nextOffset };

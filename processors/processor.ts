@@ -256,7 +256,14 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     await producerOf(partition).sendWithOffsets([{ topic: TOPICS.processorState, messages: [barrier] }], group, []);
     const t0 = Date.now();
     const records = await read(TOPICS.processorState, partition, 0, (r) => r.key === BARRIER_KEY && r.value.toString('utf8') === nonce);
-    const restored = restorePartition(partition, records);
+    let restored: ReturnType<typeof restorePartition>;
+    try {
+      restored = restorePartition(partition, records);
+    } catch (err) {
+      // E.g. a state record of a schema this version does not know (written by a newer processor).
+      log.error({ err, partition, records: records.length }, 'could not restore processor state from the changelog');
+      throw err;
+    }
     states.set(partition, restored.state);
     trackers.set(partition, restored.tracker);
     if (restored.nextOffset === null) nextInput.delete(partition);

@@ -16,18 +16,18 @@ export interface PartitionSnapshot {
   state: unknown;
 }
 
-type AccJson = Omit<WindowAcc, 'vstHist' | 'ttfbHist' | 'bitrateMs' | 'errors'> & {
+export type AccJson = Omit<WindowAcc, 'vstHist' | 'ttfbHist' | 'bitrateMs' | 'errors'> & {
   vstHist: Array<[number, number]>;
   ttfbHist: Array<[number, number]>;
   bitrateMs: Array<[number, number]>;
   errors: Array<[string, number]>;
 };
 
-function accToJson(a: WindowAcc): AccJson {
+export function accToJson(a: WindowAcc): AccJson {
   return { ...a, vstHist: [...a.vstHist], ttfbHist: [...a.ttfbHist], bitrateMs: [...a.bitrateMs], errors: [...a.errors] };
 }
 
-function accFromJson(j: AccJson): WindowAcc {
+export function accFromJson(j: AccJson): WindowAcc {
   return { ...emptyAcc(), ...j, vstHist: new Map(j.vstHist), ttfbHist: new Map(j.ttfbHist), bitrateMs: new Map(j.bitrateMs), errors: new Map(j.errors) };
 }
 
