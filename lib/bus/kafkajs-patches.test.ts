@@ -181,6 +181,9 @@ describe('kafkajs patch: Encoder without zero-filled unpooled allocations', () =
       fc.tuple(fc.constant('writeInt64'), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(String)),
       fc.tuple(fc.constant('writeVarInt'), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })),
       fc.tuple(fc.constant('writeVarLong'), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(String)),
+      // Numbers (kafkajs's timestamp deltas): small, around the 7-bit steps, and up to ±2^53.
+      fc.tuple(fc.constant('writeVarLong'), fc.oneof(fc.integer({ min: -300, max: 300 }), fc.maxSafeInteger(), fc.integer({ min: 0, max: 62 }).map((b) => 2 ** b * (b % 2 === 0 ? 1 : -1)))),
+      fc.tuple(fc.constant('writeUVarInt'), fc.oneof(fc.nat(), fc.integer({ min: 0, max: 2 ** 32 - 1 }))),
       fc.tuple(fc.constant('writeString'), fc.string({ maxLength: 700, size: 'max' })),
       fc.tuple(fc.constant('writeBytes'), fc.uint8Array({ maxLength: 2000, size: 'max' }).map((a) => Buffer.from(a))),
       fc.tuple(fc.constant('writeVarIntBytes'), fc.option(fc.uint8Array({ maxLength: 5000, size: 'max' }).map((a) => Buffer.from(a)))),
@@ -202,5 +205,11 @@ describe('kafkajs patch: Encoder without zero-filled unpooled allocations', () =
       expect(run(KafkajsEncoder as unknown as new () => EncoderLike).equals(run(Original))).toBe(true);
     }));
     expect(grew).toBeGreaterThan(20);
+    const sizeOf = (E: unknown, v: number): number => (E as { sizeOfVarLong(x: number): number }).sizeOfVarLong(v);
+    // Where a varint gains a byte: zigzag(v) = 2^(7k), i.e. v = 2^(7k−1), and its neighbours, both signs.
+    const steps = Array.from({ length: 8 }, (_, k) => 2 ** (7 * k + 6)).flatMap((v) => [v - 1, v, v + 1, -v - 1, -v, -v + 1]);
+    fc.assert(fc.property(fc.oneof(fc.maxSafeInteger(), fc.integer({ min: -70_000, max: 70_000 }), fc.constantFrom(...steps, 2 ** 52, -(2 ** 52))), (v) => {
+      expect(sizeOf(KafkajsEncoder, v)).toBe(sizeOf(Original, v));
+    }));
   });
 });

@@ -26,7 +26,11 @@ import { createRequire } from 'node:module';
  *    a profile of bench/kafka.ts (b) those allocations and the garbage collection they cause were the
  *    largest cost of the Kafka path. The encoder only ever reads bytes it wrote (every write lands at
  *    its offset after `ensureAvailable`, and `buffer` is the written prefix), so the replacement
- *    allocates with `Buffer.allocUnsafe`, which takes small buffers from Node's shared pool.
+ *    allocates with `Buffer.allocUnsafe`, which takes small buffers from Node's shared pool. Its
+ *    varint writers built each varint as an array, then a Buffer, and `writeVarLong` and
+ *    `sizeOfVarLong` (every record's timestamp delta) went through 64-bit Long objects: for safe
+ *    integers they now write and count the same bytes with number arithmetic (other values take
+ *    kafkajs's own path).
  */
 
 type Partitioner = (args: { topic: string; partitionMetadata: unknown[]; message: unknown }) => number;
@@ -80,11 +84,25 @@ export function filterAbortedMessages(args: {
 
 const require = createRequire(import.meta.url);
 
-interface EncoderInstance { buf: Buffer; offset: number }
+interface EncoderInstance { buf: Buffer; offset: number; ensureAvailable(length: number): void }
+interface EncoderMethods {
+  ensureAvailable(length: number): void;
+  writeUVarInt(value: number): EncoderInstance;
+  writeVarLong(value: unknown): EncoderInstance;
+}
 interface EncoderClass {
   new (initialSize?: number): EncoderInstance;
   nextPowerOfTwo(value: number): number;
-  prototype: EncoderInstance & { ensureAvailable(length: number): void };
+  sizeOfVarLong(value: unknown): number;
+  prototype: EncoderInstance & EncoderMethods;
+}
+
+/** Below this, zigzag (2n or −2n−1) stays an exact double. */
+const ZIGZAG_SAFE = 2 ** 52;
+
+function zigzag(value: unknown): number | undefined {
+  if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) >= ZIGZAG_SAFE) return undefined;
+  return value >= 0 ? value * 2 : -value * 2 - 1;
 }
 
 /**
@@ -103,6 +121,29 @@ function fastEncoder(): EncoderClass {
     this.buf.copy(grown, 0, 0, this.offset);
     this.buf = grown;
   };
+  // The same bit operations as kafkajs's writeUVarInt (a uint32 after zigzag), without the array.
+  proto.writeUVarInt = function writeUVarInt(this: EncoderInstance, value: number): EncoderInstance {
+    this.ensureAvailable(5);
+    const buf = this.buf;
+    let v = value;
+    while ((v & 0xffffff80) !== 0) {
+      buf[this.offset++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    buf[this.offset++] = v & 0x7f;
+    return this;
+  };
+  const writeVarLong = proto.writeVarLong;
+  proto.writeVarLong = function fastWriteVarLong(this: EncoderInstance, value: unknown): EncoderInstance {
+    let z = zigzag(value);
+    if (z === undefined) return writeVarLong.call(this, value);
+    this.ensureAvailable(8);
+    const buf = this.buf;
+    for (; z >= 0x80; z = Math.floor(z / 0x80)) buf[this.offset++] = (z % 0x80) | 0x80;
+    buf[this.offset++] = z;
+    return this;
+  };
+  const sizeOfVarLong = Original.sizeOfVarLong.bind(Original);
   function Encoder(this: EncoderInstance, initialSize = 511): void {
     this.buf = Buffer.allocUnsafe(Original.nextPowerOfTwo(initialSize));
     this.offset = 0;
@@ -111,6 +152,13 @@ function fastEncoder(): EncoderClass {
     if (name !== 'prototype' && name !== 'length' && name !== 'name') Object.defineProperty(Encoder, name, d);
   }
   Encoder.prototype = proto;
+  Encoder.sizeOfVarLong = function fastSizeOfVarLong(value: unknown): number {
+    let z = zigzag(value);
+    if (z === undefined) return sizeOfVarLong(value);
+    let bytes = 1;
+    for (; z >= 0x80; z = Math.floor(z / 0x80)) bytes += 1;
+    return bytes;
+  };
   return Encoder as unknown as EncoderClass;
 }
 
