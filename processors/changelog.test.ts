@@ -14,7 +14,7 @@ import { SUM_FIELDS, emptyAcc } from './accumulator.js';
 import { framingOf } from '../schemas/framing.js';
 import { advance, applyEvent, emptyPartitionState, type ProcessorSettings } from './partition.js';
 import { accToJson, serializePartition } from './snapshot.js';
-import { newSession, upgradeSession } from './session.js';
+import { ACTIVE_STATES, newSession, upgradeSession } from './session.js';
 import { DIMENSIONS, emptyDims } from '../schemas/events.js';
 
 const cfg: ProcessorSettings = {
@@ -66,37 +66,48 @@ describe('processor state changelog', () => {
     expect(log.some((r) => r.value.length === 0)).toBe(true);
   });
 
-  /** A partition's live state and tracker after the first `n` events of a simulated run, committed as the processor does. */
-  function runPartition(n: number): { ps: ReturnType<typeof emptyPartitionState>; log: BusRecord[]; maxTs: number; offset: number } {
+  interface Run {
+    ps: ReturnType<typeof emptyPartitionState>;
+    tracker: ReturnType<typeof createTracker>;
+    log: BusRecord[];
+    maxTs: number;
+    offset: number;
+  }
+
+  const simulated = (() => {
     const run = planRun({ views: 60, seed: 5, startMs: 1_767_225_600_000, periodMs: 60_000 });
-    const events = run.views.flatMap((v) => v.events).sort((a, b) => a.ts - b.ts).slice(0, n);
+    return run.views.flatMap((v) => v.events).sort((a, b) => a.ts - b.ts);
+  })();
+
+  function fresh(): Run {
     const ps = emptyPartitionState();
     ps.dirtyAccs = new Set();
-    const tracker = createTracker(0);
-    const log: BusRecord[] = [];
-    let offset = 0;
-    let maxTs = -Infinity;
-    for (let i = 0; i < events.length; i += 25) {
-      const before = markOf(ps);
+    return { ps, tracker: createTracker(0), log: [], maxTs: -Infinity, offset: 0 };
+  }
+
+  /** Feeds simulated events [from, to) into `r` in batches of 25, committing each batch's diff to r.log as the processor does. */
+  function feed(r: Run, from: number, to: number): Run {
+    for (let i = from; i < to; i += 25) {
+      const before = markOf(r.ps);
       const touched: string[] = [];
-      for (const e of events.slice(i, i + 25)) {
+      for (const e of simulated.slice(i, Math.min(i + 25, to))) {
         const se = normalizeEvent(e as BeaconEvent, undefined, { receivedAtMs: e.ts, clientHash: 'x' });
-        const res = applyEvent(ps, cfg, se);
+        const res = applyEvent(r.ps, cfg, se);
         touched.push(se.sessionId);
-        if (res.kind === 'ok' || (res.kind === 'dead_letter' && res.reason === 'late')) noteTouch(tracker, se.sessionId, offset);
-        offset += 1;
-        maxTs = Math.max(maxTs, se.tsMs);
+        if (res.kind === 'ok' || (res.kind === 'dead_letter' && res.reason === 'late')) noteTouch(r.tracker, se.sessionId, r.offset);
+        r.offset += 1;
+        r.maxTs = Math.max(r.maxTs, se.tsMs);
       }
-      advance(ps, cfg, maxTs - 1000);
-      const diff = diffPartition(ps, tracker, { maxTsMs: maxTs, sessions: movedSince(before, ps) ? 'all' : touched, nextOffset: offset });
-      for (const m of diff.messages) log.push({ topic: 'cl', partition: 0, offset: log.length, key: m.key, value: m.value, timestampMs: 0 });
+      advance(r.ps, cfg, r.maxTs - 1000);
+      const diff = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, sessions: movedSince(before, r.ps) ? 'all' : touched, nextOffset: r.offset });
+      for (const m of diff.messages) r.log.push({ topic: 'cl', partition: 0, offset: r.log.length, key: m.key, value: m.value, timestampMs: 0 });
       diff.commit();
     }
-    return { ps, log, maxTs, offset };
+    return r;
   }
 
   it('writes sessions and accumulators as Avro (single-object) and the meta record as JSON', () => {
-    const { log } = runPartition(600);
+    const { log } = feed(fresh(), 0, 600);
     const values = log.filter((r) => r.value.length > 0);
     expect(values.some((r) => r.key.startsWith('s:')) && values.some((r) => r.key.startsWith('a:'))).toBe(true);
     for (const r of values) {
@@ -105,33 +116,63 @@ describe('processor state changelog', () => {
     }
   });
 
-  it('restores state written as JSON by earlier versions, alone or under newer Avro records, and rewrites it as Avro on change', () => {
-    const { ps, log, maxTs, offset } = runPartition(900);
-    // The log as the JSON changelog of earlier versions wrote it: the same entities, JSON values.
-    const legacy = log.map((r) => {
-      if (r.value.length === 0 || r.key === 'm') return r;
-      const json = r.key.startsWith('s:')
-        ? JSON.stringify(decodeSessionState(r.value))
-        : JSON.stringify((({ table, w, k, acc }) => ({ table, w, k, acc: accToJson(acc) }))(decodeWindowState(r.value)));
-      return { ...r, value: Buffer.from(json) };
-    });
-    expect(legacy.filter((r) => r.key.startsWith('s:') && r.value.length > 0).every((r) => r.value[0] === 0x7b)).toBe(true);
-    for (const records of [legacy, [...legacy.slice(0, legacy.length >> 1), ...log.slice(legacy.length >> 1)]]) {
-      const restored = restorePartition(0, records);
-      expect(serializePartition(restored.state)).toEqual(serializePartition(ps));
-      expect([...restored.state.sessions.keys()]).toEqual([...ps.sessions.keys()]);
-      expect(restored.maxTsMs).toBe(maxTs);
-      expect(restored.nextOffset).toBe(offset);
+  it('a window firing rewrites only the sessions behind it after a straggler, not those that follow the boundary', () => {
+    const r = feed(fresh(), 0, 500);
+    const oldFired = r.ps.firedBeforeMs;
+    const newFired = oldFired + cfg.windowMs;
+    const active = [...r.ps.sessions.values()].filter((s) => ACTIVE_STATES.has(s.state));
+    // The ones advance() moves and that are not at max(last event, boundary): a straggler put them behind it.
+    const expected = active.filter((s) => s.extrapolatedToMs < newFired && s.extrapolatedToMs !== Math.max(s.sinceMs, oldFired)).map((s) => s.id);
+    // Sessions advance() moves, written while they followed the boundary: the old format rewrote each.
+    expect(active.filter((s) => s.extrapolatedToMs < newFired && s.extrapolatedToMs === Math.max(s.sinceMs, oldFired)).length).toBeGreaterThan(3);
+    // Move the watermark one window on, no events: every active session is extrapolated to the new boundary.
+    const before = markOf(r.ps);
+    advance(r.ps, cfg, newFired);
+    expect(movedSince(before, r.ps)).toBe(true);
+    const diff = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, sessions: 'all', nextOffset: r.offset });
+    const rewritten = diff.messages.filter((m) => m.key.startsWith('s:') && m.value.length > 0).map((m) => m.key.slice(2));
+    expect(rewritten.sort()).toEqual(expected.filter((id) => r.ps.sessions.has(id)).sort());
+    diff.commit();
+    for (const m of diff.messages) r.log.push({ topic: 'cl', partition: 0, offset: r.log.length, key: m.key, value: m.value, timestampMs: 0 });
+    expect(serializePartition(restorePartition(0, r.log).state)).toEqual(serializePartition(r.ps));
+  });
+
+  /** The changelog of an earlier version, compacted: one JSON value per entity of `r`'s state, and its meta. */
+  function legacyLog(r: Run): BusRecord[] {
+    const values: Array<[string, string]> = [...r.ps.sessions.values()].map((s) => [`s:${s.id}`, JSON.stringify({ t: r.tracker.touched.get(s.id) ?? -1, s })]);
+    for (const table of ['open', 'corrections'] as const) {
+      for (const [w, byDims] of r.ps[table]) for (const [k, acc] of byDims) values.push([`a:${table}:${w}:${k}`, JSON.stringify({ table, w, k, acc: accToJson(acc) })]);
     }
+    const meta = r.log.filter((x) => x.key === 'm').at(-1);
+    return [...values.map(([key, v], i) => ({ topic: 'cl', partition: 0, offset: i, key, value: Buffer.from(v), timestampMs: 0 })), ...(meta ? [meta] : [])];
+  }
+
+  it('restores state written as JSON by earlier versions, alone or under newer Avro records, and rewrites it as Avro on change', () => {
+    const half = feed(fresh(), 0, 500);
+    const legacy = legacyLog(half);
+    expect(legacy.filter((x) => x.key.startsWith('s:')).every((x) => x.value[0] === 0x7b)).toBe(true);
+    const fromJson = restorePartition(0, legacy);
+    expect(serializePartition(fromJson.state)).toEqual(serializePartition(half.ps));
+    expect([...fromJson.state.sessions.keys()]).toEqual([...half.ps.sessions.keys()]);
+    expect(fromJson.maxTsMs).toBe(half.maxTs);
+    expect(fromJson.nextOffset).toBe(half.offset);
+    // An upgraded processor goes on from the JSON state: its Avro records land on top of the JSON ones.
+    const upgraded = feed({ ps: fromJson.state, tracker: fromJson.tracker, log: [...legacy], maxTs: half.maxTs, offset: half.offset }, 500, 1000);
+    const live = feed(feed(fresh(), 0, 500), 500, 1000);
+    expect(serializePartition(upgraded.ps)).toEqual(serializePartition(live.ps));
+    const mixed = restorePartition(0, upgraded.log);
+    expect(serializePartition(mixed.state)).toEqual(serializePartition(live.ps));
+    expect([...mixed.state.sessions.keys()]).toEqual([...live.ps.sessions.keys()]);
+    expect(mixed.nextOffset).toBe(live.offset);
     // Unchanged since the restore, yet held as JSON: the next full diff rewrites each as Avro, once.
-    const restored = restorePartition(0, legacy);
-    const held = [...restored.tracker.sessions.keys()].length + [...restored.tracker.accs.keys()].length;
-    restored.state.dirtyAccs = null;
-    const first = diffPartition(restored.state, restored.tracker, { maxTsMs: maxTs, sessions: 'all', nextOffset: offset });
-    expect(first.messages).toHaveLength(held);
-    expect(first.messages.every((m) => framingOf(m.value) === 'single-object')).toBe(true);
+    const again = restorePartition(0, legacy);
+    const held = again.tracker.sessions.size + again.tracker.accs.size;
+    again.state.dirtyAccs = null;
+    const first = diffPartition(again.state, again.tracker, { maxTsMs: half.maxTs, sessions: 'all', nextOffset: half.offset });
+    expect(first.messages.filter((m) => m.key !== 'm')).toHaveLength(held);
+    expect(first.messages.filter((m) => m.key !== 'm').every((m) => framingOf(m.value) === 'single-object')).toBe(true);
     first.commit();
-    expect(diffPartition(restored.state, restored.tracker, { maxTsMs: maxTs, sessions: 'all', nextOffset: offset }).messages).toEqual([]);
+    expect(diffPartition(again.state, again.tracker, { maxTsMs: half.maxTs, sessions: 'all', nextOffset: half.offset }).messages).toEqual([]);
   });
 
   it('the state schemas hold every field of a session and an accumulator', () => {
@@ -150,7 +191,15 @@ describe('processor state changelog', () => {
     acc.vstHist.set(480, -1);
     expect(decodeWindowState(encodeWindowState('corrections', -10_000, 'k', acc))).toEqual({ table: 'corrections', w: -10_000, k: 'k', acc });
     const s = { ...newSession('x', { ...emptyDims(), cdn: 'c', custom3: 'é' }, 5, -7.5), extrapolatedToMs: Infinity };
-    expect(decodeSessionState(encodeSessionState(s, 42))).toEqual({ t: 42, s });
+    expect(decodeSessionState(encodeSessionState(s, 42, 0), 0)).toEqual({ t: 42, s });
+    // Following the boundary: an active session takes max(sinceMs, the restored boundary); an ended
+    // one, or one put behind the boundary by a straggler, keeps its own value.
+    const playing = { ...s, state: 'playing' as const, sinceMs: 12_000, extrapolatedToMs: 20_000 };
+    expect(decodeSessionState(encodeSessionState(playing, 1, 20_000), 30_000).s.extrapolatedToMs).toBe(30_000);
+    expect(decodeSessionState(encodeSessionState({ ...playing, sinceMs: 25_000, extrapolatedToMs: 25_000 }, 1, 20_000), 20_000).s.extrapolatedToMs).toBe(25_000);
+    expect(decodeSessionState(encodeSessionState({ ...playing, sinceMs: 15_000, extrapolatedToMs: 15_000 }, 1, 20_000), 20_000).s.extrapolatedToMs).toBe(15_000);
+    const ended = { ...playing, state: 'ended' as const };
+    expect(decodeSessionState(encodeSessionState(ended, 1, 20_000), 30_000).s.extrapolatedToMs).toBe(20_000);
   });
 
   it('memory bus: explicit partitions and readPartition up to a barrier', async () => {

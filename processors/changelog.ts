@@ -4,7 +4,7 @@ import type { Dims } from '../schemas/events.js';
 import { createAvroCodec, framingOf } from '../schemas/framing.js';
 import { SUM_FIELDS, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
 import { accKey, emptyPartitionState, type PartitionCounters, type PartitionState } from './partition.js';
-import { upgradeSession, type Session, type SessionState } from './session.js';
+import { ACTIVE_STATES, upgradeSession, type Session, type SessionState } from './session.js';
 import { accFromJson, type AccJson } from './snapshot.js';
 
 /**
@@ -50,7 +50,8 @@ interface SessionAvro {
   started: boolean;
   attemptTsMs: number | null;
   sinceMs: number;
-  extrapolatedToMs: number;
+  /** null: max(sinceMs, the partition's fired boundary) (see encodeSessionState). */
+  extrapolatedToMs: number | null;
   lastTsMs: number;
   lastSeq: number;
   seenBelow: number;
@@ -79,16 +80,29 @@ interface WindowAvro {
 export const sessionStateCodec = createAvroCodec<SessionAvro>(loadAvroType('state-session.avsc'));
 export const windowStateCodec = createAvroCodec<WindowAvro>(loadAvroType('state-window.avsc'));
 
-export function encodeSessionState(s: Session, t: number): Buffer {
+/**
+ * `firedBeforeMs`: the partition's fired boundary as committed with this record. An active session
+ * whose time is attributed up to max(its last event, the fired boundary) — every one, except right
+ * after a straggler before the boundary — is written with extrapolatedToMs null: each window firing
+ * moves it to the new boundary (partition.ts advance) and nothing else moves it until its next event,
+ * so restore computes it from sinceMs and the meta record. A window firing then rewrites no session
+ * that only followed the boundary: before, a third of all session records (bench/README.md).
+ */
+export function encodeSessionState(s: Session, t: number, firedBeforeMs: number): Buffer {
+  const followsFired = ACTIVE_STATES.has(s.state) && s.extrapolatedToMs === Math.max(s.sinceMs, firedBeforeMs);
   return sessionStateCodec.encode({
-    t, id: s.id, state: s.state, started: s.started, attemptTsMs: s.attemptTsMs, sinceMs: s.sinceMs, extrapolatedToMs: s.extrapolatedToMs,
+    t, id: s.id, state: s.state, started: s.started, attemptTsMs: s.attemptTsMs, sinceMs: s.sinceMs,
+    extrapolatedToMs: followsFired ? null : s.extrapolatedToMs,
     lastTsMs: s.lastTsMs, lastSeq: s.lastSeq, seenBelow: s.seenBelow, dims: s.dims, bitrateKbps: s.bitrateKbps,
     droppedFrames: s.droppedFrames, clockOffsetMs: s.clockOffsetMs,
   });
 }
 
-/** A changelog session value (Avro, or the JSON of earlier versions) as the session and its `t`. */
-export function decodeSessionState(buf: Buffer): { t: number; s: Session } {
+/**
+ * A changelog session value (Avro, or the JSON of earlier versions) as the session and its `t`;
+ * `firedBeforeMs`: the partition's fired boundary of the state being restored (its meta record).
+ */
+export function decodeSessionState(buf: Buffer, firedBeforeMs: number): { t: number; s: Session } {
   if (framingOf(buf) === undefined) {
     const j = JSON.parse(buf.toString('utf8')) as { t: number; s: Session };
     return { t: j.t, s: upgradeSession(j.s) };
@@ -97,7 +111,8 @@ export function decodeSessionState(buf: Buffer): { t: number; s: Session } {
   const dims: Dims = { ...r.dims };
   // The shape (and key order) of newSession(): the processor's hot paths see one object shape.
   const s: Session = {
-    id: r.id, state: r.state, started: r.started, attemptTsMs: r.attemptTsMs, sinceMs: r.sinceMs, extrapolatedToMs: r.extrapolatedToMs,
+    id: r.id, state: r.state, started: r.started, attemptTsMs: r.attemptTsMs, sinceMs: r.sinceMs,
+    extrapolatedToMs: r.extrapolatedToMs ?? Math.max(r.sinceMs, firedBeforeMs),
     lastTsMs: r.lastTsMs, lastSeq: r.lastSeq, seenBelow: r.seenBelow, dims, dimsKey: dimsKey(dims), bitrateKbps: r.bitrateKbps,
     droppedFrames: r.droppedFrames, clockOffsetMs: r.clockOffsetMs,
   };
@@ -196,7 +211,7 @@ export function diffPartition(
       if (before !== undefined) changes.push({ kind: 'session', id, key: sessionKey(id), value: null });
       return;
     }
-    const value = encodeSessionState(s, t.touched.get(id) ?? -1);
+    const value = encodeSessionState(s, t.touched.get(id) ?? -1, ps.firedBeforeMs);
     if (before === undefined || !value.equals(before)) changes.push({ kind: 'session', id, key: sessionKey(id), value });
   };
   if (opts.sessions === 'all') {
@@ -279,18 +294,21 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   let maxTsMs: number | null = null;
   let nextOffset: number | null = null;
   const sessions: Array<{ t: number; s: Session }> = [];
+  // Meta first: sessions at the fired boundary take it from there.
+  const meta = latest.get(META_KEY);
+  if (meta !== undefined) {
+    const text = meta.toString('utf8');
+    const m = JSON.parse(text) as ChangelogMeta;
+    state.closedBeforeMs = m.closedBeforeMs ?? -Infinity;
+    state.firedBeforeMs = m.firedBeforeMs ?? state.closedBeforeMs;
+    state.counters = m.counters;
+    maxTsMs = m.maxTsMs;
+    nextOffset = m.nextOffset ?? null;
+    tracker.meta = text;
+  }
   for (const [key, buf] of latest) {
-    if (key === META_KEY) {
-      const text = buf.toString('utf8');
-      const m = JSON.parse(text) as ChangelogMeta;
-      state.closedBeforeMs = m.closedBeforeMs ?? -Infinity;
-      state.firedBeforeMs = m.firedBeforeMs ?? state.closedBeforeMs;
-      state.counters = m.counters;
-      maxTsMs = m.maxTsMs;
-      nextOffset = m.nextOffset ?? null;
-      tracker.meta = text;
-    } else if (key.startsWith('s:')) {
-      const rec = decodeSessionState(buf);
+    if (key.startsWith('s:')) {
+      const rec = decodeSessionState(buf, state.firedBeforeMs);
       sessions.push(rec);
       // Copies: a record read from Kafka is a slice of its whole fetch response, which must not stay pinned.
       tracker.sessions.set(rec.s.id, Buffer.from(buf));
