@@ -165,13 +165,18 @@ export function movedSince(mark: StateMark, ps: PartitionState): boolean {
   return ps.firedBeforeMs !== mark.firedBeforeMs || ps.closedBeforeMs !== mark.closedBeforeMs || ps.counters.evicted !== mark.evicted;
 }
 
-/** What the changelog holds for one partition as of the last committed transaction. */
+/**
+ * What the changelog holds for one partition as of the last committed transaction. Values are kept
+ * as latin1 strings (one char per byte): a Buffer of a few hundred bytes is a slice of Node's
+ * shared 8 KiB pool (or of a whole fetch response, after a restore), and one long-lived value would
+ * keep its whole pool alive; a string is its own exact-size heap object.
+ */
 export interface ChangelogTracker {
   readonly partition: number;
-  /** session id → committed value. */
-  sessions: Map<string, Buffer>;
-  /** accumulator key → committed value. */
-  accs: Map<string, Buffer>;
+  /** session id → committed value (latin1). */
+  sessions: Map<string, string>;
+  /** accumulator key → committed value (latin1). */
+  accs: Map<string, string>;
   meta: string | undefined;
   /** session id → offset of the input record that last touched it (see the module comment). */
   touched: Map<string, number>;
@@ -203,16 +208,17 @@ export function diffPartition(
   ps: PartitionState, t: ChangelogTracker, opts: { maxTsMs: number | null; sessions: Iterable<string> | 'all'; nextOffset: number | null },
 ): ChangelogDiff {
   const partition = t.partition;
-  const changes: Array<{ kind: 'session' | 'acc'; id: string; key: string; value: Buffer | null }> = [];
+  const changes: Array<{ kind: 'session' | 'acc'; id: string; key: string; value: Buffer | null; text: string }> = [];
   const diffSession = (id: string): void => {
     const s = ps.sessions.get(id);
     const before = t.sessions.get(id);
     if (s === undefined) {
-      if (before !== undefined) changes.push({ kind: 'session', id, key: sessionKey(id), value: null });
+      if (before !== undefined) changes.push({ kind: 'session', id, key: sessionKey(id), value: null, text: '' });
       return;
     }
     const value = encodeSessionState(s, t.touched.get(id) ?? -1, ps.firedBeforeMs);
-    if (before === undefined || !value.equals(before)) changes.push({ kind: 'session', id, key: sessionKey(id), value });
+    const text = value.toString('latin1');
+    if (text !== before) changes.push({ kind: 'session', id, key: sessionKey(id), value, text });
   };
   if (opts.sessions === 'all') {
     for (const id of ps.sessions.keys()) diffSession(id);
@@ -223,12 +229,12 @@ export function diffPartition(
   const diffAcc = (table: Table, w: number, k: string, key: string): void => {
     const acc = ps[table].get(w)?.get(k);
     if (acc === undefined) {
-      if (t.accs.has(key)) changes.push({ kind: 'acc', id: key, key, value: null });
+      if (t.accs.has(key)) changes.push({ kind: 'acc', id: key, key, value: null, text: '' });
       return;
     }
     const value = encodeWindowState(table, w, k, acc);
-    const before = t.accs.get(key);
-    if (before === undefined || !value.equals(before)) changes.push({ kind: 'acc', id: key, key, value });
+    const text = value.toString('latin1');
+    if (text !== t.accs.get(key)) changes.push({ kind: 'acc', id: key, key, value, text });
   };
   if (ps.dirtyAccs !== null) {
     // Only what changed since the last diff (partition.ts marks every accumulator it touches or drains).
@@ -249,7 +255,7 @@ export function diffPartition(
         }
       }
     }
-    for (const key of t.accs.keys()) if (!live.has(key)) changes.push({ kind: 'acc', id: key, key, value: null });
+    for (const key of t.accs.keys()) if (!live.has(key)) changes.push({ kind: 'acc', id: key, key, value: null, text: '' });
   }
   const meta = JSON.stringify({
     v: 1, closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null,
@@ -266,7 +272,7 @@ export function diffPartition(
       for (const c of changes) {
         const map = c.kind === 'session' ? t.sessions : t.accs;
         if (c.value === null) map.delete(c.id);
-        else map.set(c.id, c.value);
+        else map.set(c.id, c.text);
         if (c.kind === 'session' && c.value === null) t.touched.delete(c.id);
       }
     },
@@ -310,15 +316,14 @@ export function restorePartition(partition: number, records: readonly BusRecord[
     if (key.startsWith('s:')) {
       const rec = decodeSessionState(buf, state.firedBeforeMs);
       sessions.push(rec);
-      // Copies: a record read from Kafka is a slice of its whole fetch response, which must not stay pinned.
-      tracker.sessions.set(rec.s.id, Buffer.from(buf));
+      tracker.sessions.set(rec.s.id, buf.toString('latin1'));
       tracker.touched.set(rec.s.id, rec.t);
     } else if (key.startsWith('a:')) {
       const rec = decodeWindowState(buf);
       let byDims = state[rec.table].get(rec.w);
       if (byDims === undefined) state[rec.table].set(rec.w, (byDims = new Map()));
       byDims.set(rec.k, rec.acc);
-      tracker.accs.set(key, Buffer.from(buf));
+      tracker.accs.set(key, buf.toString('latin1'));
     }
   }
   // Least recently touched first, as applyEvent's touch() left the live map.
