@@ -143,9 +143,11 @@ async function closedLoop(kind: PlayerKind): Promise<void> {
   expect(before.priority[0], 'nothing steered yet: the neutral priority').toBe(PATHWAYS[CDN_A]);
 
   const startedMs = Date.now();
-  // The viewer under test starts on A; a peer on B gives the detector a healthy comparison.
+  // The viewer under test starts on A; a peer on B gives the detector a healthy comparison. The peer
+  // has B alone and no steering: with steering it followed the neutral priority (A first) to A in
+  // one CI run, leaving the detector no healthy peer.
   const viewer = await rig.open(kind, { firstPathway: PATHWAYS[CDN_A], maxBufferS: 6, viaEdge: true });
-  const peer = await rig.open(kind, { firstPathway: PATHWAYS[CDN_B], maxBufferS: 6, viaEdge: true });
+  const peer = await rig.open(kind, { onlyPathway: PATHWAYS[CDN_B], maxBufferS: 6, viaEdge: true });
   await waitUntil('both players to start', async () => (await viewer.page.playing()) && (await peer.page.playing()), 30_000);
   await waitUntil(`${HEALTHY_MS} ms of healthy playback`, () => Date.now() - startedMs >= HEALTHY_MS, HEALTHY_MS + 5000);
   expect(rig.a.segmentRequests(startedMs).filter((r) => r.sid === viewer.sid).length).toBeGreaterThan(0);

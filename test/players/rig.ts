@@ -22,6 +22,8 @@ export interface OpenOptions {
   intervalS?: number;
   /** Pathway the manifest names first ('A' by default). */
   firstPathway?: string;
+  /** The manifest names this pathway alone, without content steering: the player never moves. */
+  onlyPathway?: string;
   /** Report through the page server's edge proxy, which adds the country header (see site.ts). */
   viaEdge?: boolean;
   maxBufferS?: number;
@@ -58,12 +60,13 @@ export async function startRig(qoeUrl: string, spec: MediaSpec = DEFAULT_MEDIA):
       const sid = randomUUID();
       const cid = `${player}-${sid.slice(0, 8)}`;
       const cfg: PageConfig = {
-        src: `${player === 'hls' ? site.hlsUrl : site.dashUrl}${opts.firstPathway === undefined ? '' : `?first=${opts.firstPathway}`}`,
+        src: `${player === 'hls' ? site.hlsUrl : site.dashUrl}${
+          opts.onlyPathway !== undefined ? `?only=${opts.onlyPathway}` : opts.firstPathway === undefined ? '' : `?first=${opts.firstPathway}`}`,
         collector: opts.viaEdge === true ? site.edgeCollectorUrl : `${qoeUrl}/v1/cmcd`,
         sid, cid,
         intervalS: opts.intervalS ?? 2,
         cdnByHost: { [new URL(a.baseUrl).host]: CDN_A, [new URL(b.baseUrl).host]: CDN_B },
-        initialCdn: opts.firstPathway === PATHWAYS[CDN_B] ? CDN_B : CDN_A,
+        initialCdn: (opts.onlyPathway ?? opts.firstPathway) === PATHWAYS[CDN_B] ? CDN_B : CDN_A,
         ...(opts.maxBufferS === undefined ? {} : { maxBufferS: opts.maxBufferS }),
         dropAbsoluteTtfb: player === 'dash',
       };

@@ -77,11 +77,17 @@ async function forward(req: IncomingMessage, res: ServerResponse, edge: NonNulla
 }
 
 export async function startSite(opts: SiteOptions): Promise<Site> {
-  /** `?first=B`: the manifest names pathway B as the initial one (PATHWAY-ID / defaultServiceLocation). */
-  function manifestFor(path: string, first: string | null): { body: string; type: string } | undefined {
-    const pathways = [...opts.pathways].sort((x, y) => Number(y.id === first) - Number(x.id === first));
-    if (path === '/stream/master.m3u8') return { body: hlsMultivariant(opts.media, pathways, opts.steering.hls), type: 'application/vnd.apple.mpegurl' };
-    if (path === '/stream/manifest.mpd') return { body: dashMpd(opts.media, pathways, opts.steering.dash), type: 'application/dash+xml' };
+  /**
+   * `?first=B`: the manifest names pathway B as the initial one (PATHWAY-ID / defaultServiceLocation).
+   * `?only=B`: pathway B alone and no content steering (a player that must stay where it is).
+   */
+  function manifestFor(path: string, first: string | null, only: string | null): { body: string; type: string } | undefined {
+    const pathways = only === null
+      ? [...opts.pathways].sort((x, y) => Number(y.id === first) - Number(x.id === first))
+      : opts.pathways.filter((p) => p.id === only);
+    const steering = only === null ? opts.steering : { hls: undefined, dash: undefined };
+    if (path === '/stream/master.m3u8') return { body: hlsMultivariant(opts.media, pathways, steering.hls), type: 'application/vnd.apple.mpegurl' };
+    if (path === '/stream/manifest.mpd') return { body: dashMpd(opts.media, pathways, steering.dash), type: 'application/dash+xml' };
     return undefined;
   }
 
@@ -94,7 +100,7 @@ export async function startSite(opts: SiteOptions): Promise<Site> {
       await forward(req, res, opts.edge);
       return;
     }
-    const manifest = manifestFor(path, url.searchParams.get('first'));
+    const manifest = manifestFor(path, url.searchParams.get('first'), url.searchParams.get('only'));
     if (manifest) {
       res.writeHead(200, { 'Content-Type': manifest.type }).end(manifest.body);
       return;
