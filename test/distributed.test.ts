@@ -16,7 +16,7 @@ import type { SessionEvent } from '../schemas/events.js';
 import { planRun } from '../sim/simulate.js';
 import type { SimEvent } from '../sim/emit.js';
 import { clickhouseServerSkipReason, randomDatabaseName, startClickHouseServer, type ClickHouseServer } from './helpers/clickhouse-server.js';
-import { createRoleProcess } from './helpers/distributed.js';
+import { createRoleProcess, type RoleProcess } from './helpers/distributed.js';
 import { kafkaSkipReason, startKafka, type KafkaCluster } from './helpers/kafka.js';
 
 /**
@@ -53,6 +53,25 @@ function toSessionEvent(e: SimEvent): SessionEvent {
 /** A session id that murmur2 puts on `partition`. */
 function keyOn(partition: number, prefix: string): string {
   for (let i = 0; ; i++) if (partitionForKey(`${prefix}-${i}`, PARTITIONS) === partition) return `${prefix}-${i}`;
+}
+
+/**
+ * For a failed comparison: what each role counted (its /metrics) and what qoe_metrics holds per
+ * source partition, so a log tells lost input, a stalled role and lost rows apart.
+ */
+async function diagnose(store: Store, roles: RoleProcess[]): Promise<string> {
+  const lines: string[] = [];
+  for (const role of roles) {
+    const url = role.url();
+    const text = url === undefined ? 'no url' : await fetch(`${url}/metrics`).then((r) => r.text(), (err: unknown) => String(err));
+    const wanted = /^qoe_(processor_events_total|processor_open_sessions|processor_watermark_delay_seconds|bus_lag_records|sink_rows_total)\b/;
+    lines.push(`${role.name} (start ${role.starts()}, ${url}): ${text.split('\n').filter((l) => wanted.test(l)).join('; ')}`);
+  }
+  const parts = await store.query<Record<string, string>>(
+    'SELECT src_partition AS p, toString(count()) AS rows, toString(max(src_offset)) AS max_offset, toString(sum(attempts)) AS attempts, toString(sum(playing_ms)) AS playing_ms FROM qoe_metrics GROUP BY src_partition ORDER BY src_partition',
+  );
+  lines.push(`qoe_metrics by src_partition: ${JSON.stringify(parts)}`);
+  return lines.join('\n');
 }
 
 async function totals(store: Store): Promise<Totals> {
@@ -201,6 +220,7 @@ describe.skipIf(skip !== undefined)('distributed runtime: exactly-once across ki
     // Anything still in flight would show up now as a surplus.
     await sleep(3000);
     got = await totals(store);
+    if (JSON.stringify(got) !== JSON.stringify(expected)) console.log(`distributed: totals differ; state at the end:\n${await diagnose(store, [processor, sink])}`);
     expect(got).toEqual(expected);
     const [dead] = await store.query<{ n: string }>('SELECT toString(count()) AS n FROM qoe_dead_letters');
     expect(Number(dead?.n ?? 0)).toBe(0);

@@ -20,6 +20,8 @@ export interface RoleProcess {
   stop(): Promise<void>;
   running(): boolean;
   starts(): number;
+  /** Base URL of the current start (from its 'qoe-stream started' log line); undefined before. */
+  url(): string | undefined;
 }
 
 const live = new Set<ChildProcess>();
@@ -46,6 +48,15 @@ export function createRoleProcess(opts: { name: string; dir: string; env: Record
     logFile: () => file,
     running: () => proc !== undefined && proc.exitCode === null && proc.signalCode === null,
     starts: () => n,
+    url() {
+      if (file === '') return undefined;
+      const line = readFileSync(file, 'utf8').split('\n').find((l) => l.includes('"qoe-stream started"'));
+      try {
+        return line === undefined ? undefined : (JSON.parse(line) as { url?: string }).url;
+      } catch {
+        return undefined;
+      }
+    },
     async start() {
       n += 1;
       file = join(opts.dir, `${opts.name}-${n}.log`);
