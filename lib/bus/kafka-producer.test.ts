@@ -1,6 +1,6 @@
 import { Partitioners, type PartitionMetadata } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { pinningPartitioner, unacknowledged } from './kafka-producer.js';
+import { pinningPartitioner, takeWithin, unacknowledged } from './kafka-producer.js';
 
 const meta = (n: number): PartitionMetadata[] =>
   Array.from({ length: n }, (_, i) => ({ partitionId: i, leader: 1, replicas: [1], isr: [1], partitionErrorCode: 0, offlineReplicas: [] }));
@@ -54,5 +54,17 @@ describe('unacknowledged', () => {
     ];
     expect(unacknowledged(sent, answered).map((t) => t.messages.map((x) => x.key))).toEqual([['a0']]);
     expect(unacknowledged([{ topic: 'b', messages: [m(undefined, 'z')] }], answered)[0]?.messages[0]?.key).toBe('z');
+  });
+});
+
+describe('takeWithin', () => {
+  it('takes queued sends in order while they fit together, and at least one', () => {
+    expect(takeWithin([], 100)).toBe(0);
+    expect(takeWithin([40, 40, 20, 1], 100)).toBe(3);
+    expect(takeWithin([40, 61, 1], 100)).toBe(1);
+    // A send larger than the bound goes alone (splitIntoRequests cuts it).
+    expect(takeWithin([500, 1], 100)).toBe(1);
+    expect(takeWithin([1, 500], 100)).toBe(1);
+    expect(takeWithin([100], 100)).toBe(1);
   });
 });

@@ -5,7 +5,7 @@ import { CompressionTypes, Partitioners } from 'kafkajs';
 import { QoeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { BusMessage, BusProducer, OffsetCommit, TopicMessages } from './types.js';
-import { busError, createSerial, groupPartitions, mergeByTopic, splitIntoRequests } from './kafka-shared.js';
+import { busError, createSerial, groupPartitions, mergeByTopic, messageBytes, splitIntoRequests } from './kafka-shared.js';
 
 export interface KafkaProducerDeps {
   kafka: Kafka;
@@ -31,6 +31,8 @@ export interface KafkaProducerDeps {
 interface Waiter {
   topic: string;
   messages: BusMessage[];
+  /** recordBytes of its messages (see splitIntoRequests). */
+  bytes: number;
   resolve(): void;
   reject(err: unknown): void;
   timer?: NodeJS.Timeout;
@@ -63,8 +65,10 @@ interface Waiter {
  * just the missing partitions with the same producer was tried and wrote records twice in 2 of 5 runs
  * of test/kafka-cluster.test.ts.
  *
- * Large sends (`splitIntoRequests`): a send whose records for one partition exceed `maxBatchBytes` goes
- * out as several requests, one after another, so no record batch passes the broker's
+ * Large sends: sends queued behind the in-flight request go out together up to `maxBatchBytes`
+ * (`takeWithin`; the rest wait for the next request), so a plain request stays one request. A single
+ * send or transaction whose records for one partition exceed `maxBatchBytes` goes out as several
+ * requests, one after another (`splitIntoRequests`), so no record batch passes the broker's
  * max.message.bytes. Within a transaction they commit or abort together; a plain send that fails
  * part way fails whole to its caller (retried, the records already written are duplicates, which the
  * processor drops by (sessionId, seq) as for any retry).
@@ -156,8 +160,8 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
   function pump(): void {
     if (inFlight || queue.length === 0) return;
     inFlight = true;
-    const batch = queue.splice(0, queue.length);
-    queued = 0;
+    const batch = queue.splice(0, takeWithin(queue.map((w) => w.bytes), deps.maxBatchBytes));
+    for (const w of batch) queued -= w.messages.length;
     flush(batch)
       .then(
         () => batch.forEach((w) => settle(w)),
@@ -226,7 +230,7 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
         return Promise.reject(new QoeError('QOE_ERR_BUS_FULL', 'kafka producer queue is at its bound', { details: { topic, queued } }));
       }
       return new Promise<void>((resolve, reject) => {
-        const w: Waiter = { topic, messages, resolve, reject };
+        const w: Waiter = { topic, messages, bytes: messages.reduce((n, m) => n + messageBytes(m.key, m.value), 0), resolve, reject };
         if (deps.sendTimeoutMs !== undefined && txId === undefined) w.timer = setTimeout(expire, deps.sendTimeoutMs, w);
         queue.push(w);
         queued += messages.length;
@@ -251,6 +255,21 @@ export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
 }
 
 type OutMessages = ReturnType<typeof mergeByTopic>;
+
+/**
+ * How many of the queued sends (their sizes in order) the next request takes: as many as fit in
+ * `maxBytes` together, at least one.
+ */
+export function takeWithin(sizes: readonly number[], maxBytes: number): number {
+  let bytes = 0;
+  let n = 0;
+  for (const size of sizes) {
+    if (n > 0 && bytes + size > maxBytes) break;
+    bytes += size;
+    n += 1;
+  }
+  return n;
+}
 
 /**
  * kafkajs's DefaultPartitioner (murmur2 of the key, as the Java client), writing the partition it

@@ -77,7 +77,10 @@ export function mergeByTopic(batches: TopicMessages[]): Array<{ topic: string; m
 /** What a record adds to a record batch besides its key and value (length, attributes, deltas as varints; no headers). */
 export const RECORD_OVERHEAD_BYTES = 40;
 
-const recordBytes = (m: KafkaMessageOut): number => Buffer.byteLength(m.key) + m.value.length + RECORD_OVERHEAD_BYTES;
+/** What a record counts against a record batch's bound (key + value + RECORD_OVERHEAD_BYTES). */
+export const messageBytes = (key: string, value: Buffer): number => Buffer.byteLength(key) + value.length + RECORD_OVERHEAD_BYTES;
+
+const recordBytes = (m: KafkaMessageOut): number => messageBytes(m.key, m.value);
 
 /**
  * `topicMessages` as successive requests in which no partition's record batch holds more than
