@@ -12,7 +12,10 @@ export interface KafkaProducerDeps {
   log: Logger;
   clientId: string;
   compression: 'none' | 'gzip';
-  /** Largest record batch per partition (bytes before compression, see splitIntoRequests); more goes in further requests. */
+  /**
+   * Largest record batch per partition (bytes before compression, see splitIntoRequests); more goes
+   * in further requests. Also how much of the queue one plain request takes (takeWithin).
+   */
   maxBatchBytes: number;
   /** Records waiting behind the in-flight request; beyond it send() rejects with QOE_ERR_BUS_FULL. */
   maxQueuedMessages: number;

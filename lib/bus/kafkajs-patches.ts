@@ -24,7 +24,7 @@ import { createRequire } from 'node:module';
  * 3. `protocol/encoder.js` allocates each buffer with `Buffer.alloc`: zero-filled, and a fresh
  *    ArrayBuffer each time, even for the 512 bytes every record of a produce request starts with. In
  *    a profile of bench/kafka.ts (b) those allocations and the garbage collection they cause were the
- *    largest cost of the Kafka path. The encoder only ever reads bytes it wrote (every write lands at
+ *    largest kafkajs cost. The encoder only ever reads bytes it wrote (every write lands at
  *    its offset after `ensureAvailable`, and `buffer` is the written prefix), so the replacement
  *    allocates with `Buffer.allocUnsafe`, which takes small buffers from Node's shared pool. Its
  *    varint writers built each varint as an array, then a Buffer, and `writeVarLong` and
