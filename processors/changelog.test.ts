@@ -26,11 +26,14 @@ describe('processor state changelog', () => {
     const run = planRun({ views: 120, seed: 3, startMs: 1_767_225_600_000, periodMs: 60_000 });
     const events = run.views.flatMap((v) => v.events).sort((a, b) => a.ts - b.ts);
     const ps = emptyPartitionState();
-    // Incremental diffs (only the accumulators partition.ts marked), as the processor runs them.
+    // Incremental diffs (only the accumulators and sessions partition.ts marked, and the batch's
+    // sessions), as the processor runs them.
     ps.dirtyAccs = new Set();
+    ps.dirtySessions = new Set();
     const tracker = createTracker(0);
     const log: BusRecord[] = [];
     let offset = 0;
+    let moves = 0;
     // Batches small enough that a window often fires in one batch and closes in a later one.
     for (let i = 0; i < events.length; i += 17) {
       const before = markOf(ps);
@@ -45,8 +48,8 @@ describe('processor state changelog', () => {
         maxTs = Math.max(maxTs, se.tsMs);
       }
       advance(ps, cfg, maxTs - 1000);
-      const all = movedSince(before, ps);
-      const diff = diffPartition(ps, tracker, { maxTsMs: maxTs, sessions: all ? 'all' : touched, nextOffset: offset });
+      if (movedSince(before, ps)) moves += 1;
+      const diff = diffPartition(ps, tracker, { maxTsMs: maxTs, sessions: touched, nextOffset: offset });
       for (const m of diff.messages) log.push({ topic: 'cl', partition: 0, offset: log.length, key: m.key, value: m.value, timestampMs: 0 });
       diff.commit();
       const restored = restorePartition(0, log);
@@ -63,6 +66,8 @@ describe('processor state changelog', () => {
       ps.dirtyAccs = dirty;
     }
     expect(ps.counters.evicted).toBeGreaterThan(0);
+    expect(ps.counters.expired).toBeGreaterThan(0);
+    expect(moves).toBeGreaterThan(5);
     expect(log.some((r) => r.value.length === 0)).toBe(true);
   });
 
@@ -82,13 +87,13 @@ describe('processor state changelog', () => {
   function fresh(): Run {
     const ps = emptyPartitionState();
     ps.dirtyAccs = new Set();
+    ps.dirtySessions = new Set();
     return { ps, tracker: createTracker(0), log: [], maxTs: -Infinity, offset: 0 };
   }
 
   /** Feeds simulated events [from, to) into `r` in batches of 25, committing each batch's diff to r.log as the processor does. */
   function feed(r: Run, from: number, to: number): Run {
     for (let i = from; i < to; i += 25) {
-      const before = markOf(r.ps);
       const touched: string[] = [];
       for (const e of simulated.slice(i, Math.min(i + 25, to))) {
         const se = normalizeEvent(e as BeaconEvent, undefined, { receivedAtMs: e.ts, clientHash: 'x' });
@@ -99,7 +104,7 @@ describe('processor state changelog', () => {
         r.maxTs = Math.max(r.maxTs, se.tsMs);
       }
       advance(r.ps, cfg, r.maxTs - 1000);
-      const diff = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, sessions: movedSince(before, r.ps) ? 'all' : touched, nextOffset: r.offset });
+      const diff = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, sessions: touched, nextOffset: r.offset });
       for (const m of diff.messages) r.log.push({ topic: 'cl', partition: 0, offset: r.log.length, key: m.key, value: m.value, timestampMs: 0 });
       diff.commit();
     }
@@ -120,6 +125,20 @@ describe('processor state changelog', () => {
     const r = feed(fresh(), 0, 500);
     const oldFired = r.ps.firedBeforeMs;
     const newFired = oldFired + cfg.windowMs;
+    // Stragglers: heartbeats 100 ms before the fired boundary (within grace) for two sessions that
+    // followed it, committed as a batch. Each leaves its session behind the boundary.
+    const stragglers = [...r.ps.sessions.values()]
+      .filter((s) => ACTIVE_STATES.has(s.state) && s.sinceMs < oldFired - 100 && s.extrapolatedToMs === oldFired).slice(0, 2);
+    expect(stragglers).toHaveLength(2);
+    for (const s of stragglers) {
+      const e = { sessionId: s.id, seq: s.lastSeq + 1, ts: oldFired - 100, type: 'heartbeat', bitrateKbps: 400 };
+      expect(applyEvent(r.ps, cfg, normalizeEvent(e as BeaconEvent, undefined, { receivedAtMs: e.ts, clientHash: 'x' })).kind).toBe('ok');
+      noteTouch(r.tracker, s.id, r.offset++);
+      expect(s.extrapolatedToMs).toBe(oldFired - 100);
+    }
+    const late = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, sessions: stragglers.map((s) => s.id), nextOffset: r.offset });
+    for (const m of late.messages) r.log.push({ topic: 'cl', partition: 0, offset: r.log.length, key: m.key, value: m.value, timestampMs: 0 });
+    late.commit();
     const active = [...r.ps.sessions.values()].filter((s) => ACTIVE_STATES.has(s.state));
     // The ones advance() moves and that are not at max(last event, boundary): a straggler put them behind it.
     const expected = active.filter((s) => s.extrapolatedToMs < newFired && s.extrapolatedToMs !== Math.max(s.sinceMs, oldFired)).map((s) => s.id);
@@ -129,9 +148,18 @@ describe('processor state changelog', () => {
     const before = markOf(r.ps);
     advance(r.ps, cfg, newFired);
     expect(movedSince(before, r.ps)).toBe(true);
+    // What advance() marked, with no batch naming a session (a tick), as the processor diffs it…
+    const sessionMessages = (d: ReturnType<typeof diffPartition>): Array<[string, string]> =>
+      d.messages.filter((m) => m.key.startsWith('s:')).map((m): [string, string] => [m.key, m.value.toString('hex')]).sort();
+    const dirtyAccs = new Set(r.ps.dirtyAccs);
+    const incremental = sessionMessages(diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, sessions: [], nextOffset: r.offset }));
+    r.ps.dirtyAccs = dirtyAccs;
+    // …and every session compared.
     const diff = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, sessions: 'all', nextOffset: r.offset });
+    expect(incremental).toEqual(sessionMessages(diff));
     const rewritten = diff.messages.filter((m) => m.key.startsWith('s:') && m.value.length > 0).map((m) => m.key.slice(2));
     expect(rewritten.sort()).toEqual(expected.filter((id) => r.ps.sessions.has(id)).sort());
+    expect(rewritten.sort()).toEqual(stragglers.map((s) => s.id).sort());
     diff.commit();
     for (const m of diff.messages) r.log.push({ topic: 'cl', partition: 0, offset: r.log.length, key: m.key, value: m.value, timestampMs: 0 });
     expect(serializePartition(restorePartition(0, r.log).state)).toEqual(serializePartition(r.ps));

@@ -200,9 +200,11 @@ export function noteTouch(t: ChangelogTracker, id: string, offset: number): void
 const sessionKey = (id: string): string => `s:${id}`;
 
 /**
- * The changelog records that bring the committed state up to `ps`. `sessions`: the ids that may have
- * changed (the batch's events), or 'all' after windows closed or a session was evicted (expiry and
- * extrapolation touch sessions no event named).
+ * The changelog records that bring the committed state up to `ps`. `sessions`: the ids the batch's
+ * events may have changed; with `ps.dirtySessions` tracked, those advance() and evictions changed are
+ * added from it (and it is cleared). 'all' compares every session: needed when dirtySessions is not
+ * tracked and a boundary moved or a session was evicted (movedSince), since expiry and
+ * extrapolation change sessions no event named.
  */
 export function diffPartition(
   ps: PartitionState, t: ChangelogTracker, opts: { maxTsMs: number | null; sessions: Iterable<string> | 'all'; nextOffset: number | null },
@@ -224,8 +226,11 @@ export function diffPartition(
     for (const id of ps.sessions.keys()) diffSession(id);
     for (const id of t.sessions.keys()) if (!ps.sessions.has(id)) diffSession(id);
   } else {
-    for (const id of new Set(opts.sessions)) diffSession(id);
+    const ids = new Set(opts.sessions);
+    if (ps.dirtySessions !== null) for (const id of ps.dirtySessions) ids.add(id);
+    for (const id of ids) diffSession(id);
   }
+  ps.dirtySessions?.clear();
   const diffAcc = (table: Table, w: number, k: string, key: string): void => {
     const acc = ps[table].get(w)?.get(k);
     if (acc === undefined) {
@@ -329,7 +334,8 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   // Least recently touched first, as applyEvent's touch() left the live map.
   sessions.sort((a, b) => a.t - b.t);
   for (const { s } of sessions) state.sessions.set(s.id, s);
-  // From here on, diffs take only the accumulators that changed.
+  // From here on, diffs take only the accumulators and sessions that changed.
   state.dirtyAccs = new Set();
+  state.dirtySessions = new Set();
   return { state, tracker, maxTsMs, nextOffset };
 }

@@ -51,6 +51,12 @@ export interface PartitionState {
    * tracked (no changelog: embedded), and a diff then compares every accumulator.
    */
   dirtyAccs: Set<string> | null;
+  /**
+   * Ids of sessions that advance() or an eviction changed since the last changelog diff (expired,
+   * evicted, or extrapolated from behind the fired boundary); null = not tracked, and a diff after a
+   * boundary moved then compares every session. Sessions changed by events are the caller's to name.
+   */
+  dirtySessions: Set<string> | null;
   counters: PartitionCounters;
 }
 
@@ -65,7 +71,7 @@ export type DeadLetterReason = 'late' | 'after_end';
 
 export function emptyPartitionState(): PartitionState {
   return {
-    sessions: new Map(), open: new Map(), corrections: new Map(), firedBeforeMs: -Infinity, closedBeforeMs: -Infinity, dirtyAccs: null,
+    sessions: new Map(), open: new Map(), corrections: new Map(), firedBeforeMs: -Infinity, closedBeforeMs: -Infinity, dirtyAccs: null, dirtySessions: null,
     counters: { events: 0, late: 0, reordered: 0, duplicates: 0, gaps: 0, afterEnd: 0, expired: 0, evicted: 0, skewCorrected: 0 },
   };
 }
@@ -222,6 +228,7 @@ function expire(ps: PartitionState, cfg: ProcessorSettings, s: Session): void {
     accAt(ps, cfg, s.lastTsMs, s.dims).ebvs += 1;
   }
   ps.sessions.delete(s.id);
+  ps.dirtySessions?.add(s.id);
 }
 
 function evictOldest(ps: PartitionState, cfg: ProcessorSettings): void {
@@ -258,6 +265,9 @@ export function advance(ps: PartitionState, cfg: ProcessorSettings, watermarkMs:
   const closeTo = Math.max(newClosed, ps.closedBeforeMs);
   for (const s of ps.sessions.values()) {
     if (!ACTIVE_STATES.has(s.state) || s.extrapolatedToMs >= fireTo) continue;
+    // One that followed the boundary still does after this (the changelog writes no time for it,
+    // changelog.ts encodeSessionState); one a straggler left behind it changes.
+    if (s.extrapolatedToMs !== Math.max(s.sinceMs, ps.firedBeforeMs)) ps.dirtySessions?.add(s.id);
     attribute(ps, cfg, s.extrapolatedToMs, fireTo, s.state, s.dims, s.bitrateKbps, 1, s.dimsKey);
     s.extrapolatedToMs = fireTo;
   }

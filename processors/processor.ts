@@ -153,7 +153,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       await sendKeeping(partition, outputs, offsets);
       return;
     }
-    const all = movedSince(before, ps);
+    // A restored state tracks what advance() changed; one started without a changelog record does not.
+    const all = ps.dirtySessions === null && movedSince(before, ps);
     const nextOffset = offset ?? nextInput.get(partition) ?? null;
     const diff = diffPartition(ps, t, { maxTsMs: tracker.partitions.get(partition)?.maxTsMs ?? null, sessions: all ? 'all' : sessions, nextOffset });
     const batches = [...outputs, { topic: TOPICS.processorState, messages: diff.messages }].filter((b) => b.messages.length > 0);

@@ -63,6 +63,7 @@ export function deserializePartition(j: unknown): PartitionState {
     firedBeforeMs: o.firedBeforeMs ?? closedBeforeMs,
     closedBeforeMs,
     dirtyAccs: null,
+    dirtySessions: null,
     counters: o.counters,
   };
 }
