@@ -1,9 +1,9 @@
 // First: the patch must run before anything loads kafkajs, as in the adapter's files.
-import { KafkajsEncoder, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched } from './kafkajs-patches.js';
+import { KafkajsEncoder, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3 } from './kafkajs-patches.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { createKafkaBus } from './kafka.js';
 import type * as Kafkajs from 'kafkajs';
@@ -211,5 +211,68 @@ describe('kafkajs patch: Encoder without zero-filled unpooled allocations', () =
     fc.assert(fc.property(fc.oneof(fc.maxSafeInteger(), fc.integer({ min: -70_000, max: 70_000 }), fc.constantFrom(...steps, 2 ** 52, -(2 ** 52))), (v) => {
       expect(sizeOf(KafkajsEncoder, v)).toBe(sizeOf(Original, v));
     }));
+  });
+});
+
+/** A module of kafkajs evaluated from its file, its own requires resolved as kafkajs resolves them (through the module cache). */
+function originalModule(id: string): unknown {
+  const file = require.resolve(id);
+  const mod = { exports: {} as unknown };
+  new Function('module', 'exports', 'require', readFileSync(file, 'utf8'))(mod, mod.exports, (dep: string) => require(require.resolve(dep, { paths: [dirname(file)] })));
+  return mod.exports;
+}
+
+type ProduceRequest = (args: Record<string, unknown>) => { apiKey: number; apiVersion: number; apiName: string; expectResponse(): boolean; encode(): Promise<{ buffer: Buffer }> };
+
+describe('kafkajs patch: produce request with each partition\'s records in one Encoder', () => {
+  afterEach(() => void vi.restoreAllMocks());
+
+  it('is what kafkajs loads, for v3 and the versions that wrap it', () => {
+    expect(kafkajsPatched).toBe(true);
+    expect(require('kafkajs/src/protocol/requests/produce/v3/request.js')).toBe(produceRequestV3);
+    // v7 (what Kafka 4 brokers negotiate) goes v7 → v6 → v5 → v4 → v3 (v4 requires v3 when it loads,
+    // after the patch), each taking v3's encode.
+    const v7 = require('kafkajs/src/protocol/requests/produce/v7/request.js') as ProduceRequest;
+    expect(v7({ acks: -1, timeout: 30_000, topicData: [] }).apiVersion).toBe(7);
+  });
+
+  it('encodes the same bytes as kafkajs 2.2.4 for any topics, partitions and messages, compressed or not', async () => {
+    const theirs = originalModule('kafkajs/src/protocol/requests/produce/v3/request.js') as ProduceRequest;
+    const ours = produceRequestV3 as unknown as ProduceRequest;
+    expect(theirs).not.toBe(ours);
+    vi.spyOn(Date, 'now').mockReturnValue(1_767_225_600_123);
+    const bytes = fc.oneof(fc.constant(null), fc.constant(undefined), fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)), fc.string({ maxLength: 40, unit: 'grapheme' }));
+    const message = fc.record({
+      key: bytes,
+      value: bytes,
+      // Mostly no headers (what qoe-stream sends); some with headers take kafkajs's own Record.
+      headers: fc.option(fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string({ maxLength: 8 }), fc.array(fc.string({ maxLength: 4 }), { maxLength: 2 }))), { freq: 4, nil: undefined }),
+      timestamp: fc.option(fc.integer({ min: 0, max: 5_000_000 }).map((d) => String(1_767_225_000_000 + d * 7)), { freq: 3, nil: undefined }),
+    }, { requiredKeys: ['key', 'value'] });
+    const args = fc.record({
+      acks: fc.constantFrom(-1, 0, 1),
+      timeout: fc.nat({ max: 60_000 }),
+      transactionalId: fc.option(fc.string({ maxLength: 20 }), { nil: undefined }),
+      producerId: fc.option(fc.integer({ min: 0, max: 2 ** 31 - 1 }), { nil: undefined }),
+      producerEpoch: fc.option(fc.integer({ min: 0, max: 32767 }), { nil: undefined }),
+      compression: fc.constantFrom(undefined, 0, 1),
+      topicData: fc.array(fc.record({
+        topic: fc.string({ minLength: 1, maxLength: 20 }),
+        partitions: fc.array(fc.record({
+          partition: fc.nat({ max: 64 }),
+          firstSequence: fc.option(fc.nat({ max: 2 ** 31 - 1 }), { nil: undefined }),
+          messages: fc.array(message, { maxLength: 60 }),
+        }, { requiredKeys: ['partition', 'messages'] }), { maxLength: 3 }),
+      }), { maxLength: 3 }),
+    });
+    let records = 0;
+    await fc.assert(fc.asyncProperty(args, async (a) => {
+      const mine = ours(a);
+      const kafkajs = theirs(a);
+      expect([mine.apiKey, mine.apiVersion, mine.apiName, mine.expectResponse()]).toEqual([kafkajs.apiKey, kafkajs.apiVersion, kafkajs.apiName, kafkajs.expectResponse()]);
+      expect((await mine.encode()).buffer.equals((await kafkajs.encode()).buffer)).toBe(true);
+      records += a.topicData.reduce((n, t) => n + t.partitions.reduce((m, p) => m + p.messages.length, 0), 0);
+    }), { numRuns: 150 });
+    expect(records).toBeGreaterThan(1000);
   });
 });
