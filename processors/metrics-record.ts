@@ -22,26 +22,52 @@ export type MetricsRecord = Record<string, unknown> & {
   errors: Array<{ error_code: string; fatal: boolean; count: number }>;
 };
 
+/** The names of the record's fields, in schema order. */
+export const METRICS_FIELDS: readonly string[] = (windowMetricsType as unknown as { fields: Array<{ name: string }> }).fields.map((f) => f.name);
+
+const AVRO_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * A function returning an object literal with `fields` (Avro field names, so safe to compile), each
+ * from its source expression over `params`. Every object it makes has one hidden class: building the
+ * ~45 fields one by one, or by spreading, gave objects that encode and stringify several times slower
+ * (bench/README.md, 2026-11-30).
+ */
+export function compileRecordBuilder<F>(params: string[], fields: ReadonlyArray<readonly [string, string]>): F {
+  for (const [name] of fields) if (!AVRO_NAME.test(name)) throw new Error(`not an Avro field name: ${name}`);
+  return new Function(...params, `return { ${fields.map(([name, expr]) => `${name}: ${expr}`).join(', ')} };`) as F;
+}
+
+/** The source of each field of the record: the output, its dims and accumulator, the histograms as arrays. */
+const FIELD_SOURCES = new Map<string, string>([
+  ['window_start_ms', 'out.windowStartMs'], ['window_ms', 'windowMs'], ['source_partition', 'sourcePartition'], ['errors', 'errors'],
+  ...DIMENSIONS.map((d, i): [string, string] => [DIM_COLUMNS[i]!, `out.dims.${d}`]),
+  ...SUM_FIELDS.map((f, i): [string, string] => [SUM_COLUMNS[i]!, `out.acc.${f}`]),
+  ['vst_hist_keys', 'vst.keys'], ['vst_hist_counts', 'vst.counts'], ['ttfb_hist_keys', 'ttfb.keys'], ['ttfb_hist_counts', 'ttfb.counts'],
+  ['bitrate_keys', 'br.keys'], ['bitrate_playing_ms', 'br.counts'],
+]);
+
+type Arrays = ReturnType<typeof histogramToArrays>;
+const buildRecord = compileRecordBuilder<(
+  out: WindowOutput, windowMs: number, sourcePartition: number, errors: MetricsRecord['errors'], vst: Arrays, ttfb: Arrays, br: Arrays,
+) => MetricsRecord>(
+  ['out', 'windowMs', 'sourcePartition', 'errors', 'vst', 'ttfb', 'br'],
+  METRICS_FIELDS.map((name) => {
+    const expr = FIELD_SOURCES.get(name);
+    if (expr === undefined) throw new Error(`window-metrics.avsc field ${name} has no source in toMetricsRecord`);
+    return [name, expr] as const;
+  }),
+);
+
 export function toMetricsRecord(out: WindowOutput, windowMs: number, sourcePartition: number): MetricsRecord {
-  const rec: MetricsRecord = { window_start_ms: out.windowStartMs, window_ms: windowMs, source_partition: sourcePartition, errors: [] };
-  for (let i = 0; i < DIMENSIONS.length; i++) rec[DIM_COLUMNS[i]!] = out.dims[DIMENSIONS[i]!];
   const acc: WindowAcc = out.acc;
-  for (let i = 0; i < SUM_FIELDS.length; i++) rec[SUM_COLUMNS[i]!] = acc[SUM_FIELDS[i]!];
-  const vst = histogramToArrays(acc.vstHist);
-  rec.vst_hist_keys = vst.keys;
-  rec.vst_hist_counts = vst.counts;
-  const ttfb = histogramToArrays(acc.ttfbHist);
-  rec.ttfb_hist_keys = ttfb.keys;
-  rec.ttfb_hist_counts = ttfb.counts;
-  const br = histogramToArrays(acc.bitrateMs);
-  rec.bitrate_keys = br.keys;
-  rec.bitrate_playing_ms = br.counts;
+  const errors: MetricsRecord['errors'] = [];
   for (const [k, count] of acc.errors) {
     if (count === 0) continue;
     const sep = k.indexOf(':');
-    rec.errors.push({ error_code: k.slice(sep + 1), fatal: k.slice(0, sep) === '1', count });
+    errors.push({ error_code: k.slice(sep + 1), fatal: k.slice(0, sep) === '1', count });
   }
-  return rec;
+  return buildRecord(out, windowMs, sourcePartition, errors, histogramToArrays(acc.vstHist), histogramToArrays(acc.ttfbHist), histogramToArrays(acc.bitrateMs));
 }
 
 export function encodeMetricsRecord(rec: MetricsRecord): Buffer {

@@ -2,7 +2,7 @@ import type { Logger } from '../lib/logger.js';
 import type { Bus, BusRecord, ConsumerBatch, OffsetCommit, TopicPartition } from '../lib/bus/types.js';
 import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
 import type { Row, Store } from '../lib/store/types.js';
-import { decodeMetricsRecord, type MetricsRecord } from './metrics-record.js';
+import { METRICS_FIELDS, compileRecordBuilder, decodeMetricsRecord, type MetricsRecord } from './metrics-record.js';
 import { DIMENSIONS, snakeCase } from '../schemas/events.js';
 import { bindParams } from '../sql/bind.js';
 import { rolledUpOffsets, rollupInsertSql, ROLLUPS, type Rollup } from '../sql/rollups.js';
@@ -63,11 +63,19 @@ const TABLE_OF: Record<string, string[]> = {
 
 const DIM_COLUMNS = DIMENSIONS.map(snakeCase);
 
+/** A qoe_metrics row from a record: its fields but the window start in ms, the source partition and the errors. */
+const buildMetricsRow = compileRecordBuilder<(rec: MetricsRecord, windowStart: number, partition: number, offset: number) => Row>(
+  ['rec', 'windowStart', 'partition', 'offset'],
+  [
+    ...METRICS_FIELDS.filter((f) => f !== 'window_start_ms' && f !== 'source_partition' && f !== 'errors').map((f) => [f, `rec.${f}`] as const),
+    ['window_start', 'windowStart'], ['src_partition', 'partition'], ['src_offset', 'offset'],
+  ],
+);
+
 export function metricsRows(rec: MetricsRecord, partition: number, offset: number): { metrics: Row; errors: Row[] } {
-  const { window_start_ms: startMs, source_partition: _sp, errors, ...rest } = rec;
-  const windowStart = Math.floor(startMs / 1000);
-  const metrics: Row = { ...rest, window_start: windowStart, src_partition: partition, src_offset: offset };
-  const errorRows = errors.map((e) => {
+  const windowStart = Math.floor(rec.window_start_ms / 1000);
+  const metrics = buildMetricsRow(rec, windowStart, partition, offset);
+  const errorRows = rec.errors.map((e) => {
     const row: Row = { window_start: windowStart, window_ms: rec.window_ms, error_code: e.error_code, fatal: e.fatal ? 1 : 0, count: e.count, src_partition: partition, src_offset: offset };
     for (const d of DIM_COLUMNS) row[d] = rec[d];
     return row;

@@ -25,8 +25,20 @@ function jsonValue(value: unknown): unknown {
   return value;
 }
 
-/** A row with its values made JSON-ready for JSONEachRow (Date → epoch seconds, bigint → string). */
+/**
+ * A row with its values made JSON-ready for JSONEachRow (Date → epoch seconds, bigint → string): the
+ * row itself when nothing needs it (the sink's rows), else a copy.
+ */
 export function toJsonRow(row: Row): Record<string, unknown> {
+  let plainAlready = true;
+  for (const k in row) {
+    const v = row[k];
+    if (v instanceof Date || typeof v === 'bigint') {
+      plainAlready = false;
+      break;
+    }
+  }
+  if (plainAlready) return row;
   const plain: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(row)) plain[k] = jsonValue(v);
   return plain;
