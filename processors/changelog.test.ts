@@ -12,7 +12,7 @@ import {
 } from './changelog.js';
 import { SUM_FIELDS, emptyAcc } from './accumulator.js';
 import { framingOf } from '../schemas/framing.js';
-import { advance, applyEvent, emptyPartitionState, type ProcessorSettings } from './partition.js';
+import { advance, applyEvent, emptyPartitionState, newDirtyAccs, type PartitionState, type ProcessorSettings } from './partition.js';
 import { accToJson, serializePartition } from './snapshot.js';
 import { ACTIVE_STATES, newSession, upgradeSession } from './session.js';
 import { DIMENSIONS, emptyDims } from '../schemas/events.js';
@@ -28,7 +28,7 @@ describe('processor state changelog', () => {
     const ps = emptyPartitionState();
     // Incremental diffs (only the accumulators and sessions partition.ts marked, and the batch's
     // sessions), as the processor runs them.
-    ps.dirtyAccs = new Set();
+    ps.dirtyAccs = newDirtyAccs();
     ps.dirtySessions = new Set();
     const tracker = createTracker(0);
     const log: BusRecord[] = [];
@@ -60,7 +60,7 @@ describe('processor state changelog', () => {
       expect(restored.nextOffset).toBe(offset);
       // Nothing changed since the commit: a full comparison (every session and accumulator) finds
       // nothing the incremental diff left out.
-      const dirty: Set<string> | null = ps.dirtyAccs;
+      const dirty: PartitionState['dirtyAccs'] = ps.dirtyAccs;
       ps.dirtyAccs = null;
       expect(diffPartition(ps, tracker, { maxTsMs: maxTs, sessions: 'all', nextOffset: offset }).messages).toEqual([]);
       ps.dirtyAccs = dirty;
@@ -86,7 +86,7 @@ describe('processor state changelog', () => {
 
   function fresh(): Run {
     const ps = emptyPartitionState();
-    ps.dirtyAccs = new Set();
+    ps.dirtyAccs = newDirtyAccs();
     ps.dirtySessions = new Set();
     return { ps, tracker: createTracker(0), log: [], maxTs: -Infinity, offset: 0 };
   }
@@ -151,7 +151,8 @@ describe('processor state changelog', () => {
     // What advance() marked, with no batch naming a session (a tick), as the processor diffs it…
     const sessionMessages = (d: ReturnType<typeof diffPartition>): Array<[string, string]> =>
       d.messages.filter((m) => m.key.startsWith('s:')).map((m): [string, string] => [m.key, m.value.toString('hex')]).sort();
-    const dirtyAccs = new Set(r.ps.dirtyAccs);
+    const dirtyAccs = newDirtyAccs();
+    for (const table of ['open', 'corrections'] as const) for (const [w, keys] of r.ps.dirtyAccs![table]) dirtyAccs[table].set(w, new Set(keys));
     const incremental = sessionMessages(diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, sessions: [], nextOffset: r.offset }));
     r.ps.dirtyAccs = dirtyAccs;
     // …and every session compared.

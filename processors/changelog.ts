@@ -3,7 +3,7 @@ import { loadAvroType } from '../schemas/codec.js';
 import type { Dims } from '../schemas/events.js';
 import { createAvroCodec, framingOf } from '../schemas/framing.js';
 import { SUM_FIELDS, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
-import { accKey, emptyPartitionState, type PartitionCounters, type PartitionState } from './partition.js';
+import { accKey, emptyPartitionState, newDirtyAccs, type PartitionCounters, type PartitionState } from './partition.js';
 import { ACTIVE_STATES, upgradeSession, type Session, type SessionState } from './session.js';
 import { accFromJson, type AccJson } from './snapshot.js';
 
@@ -243,12 +243,10 @@ export function diffPartition(
   };
   if (ps.dirtyAccs !== null) {
     // Only what changed since the last diff (partition.ts marks every accumulator it touches or drains).
-    for (const key of ps.dirtyAccs) {
-      const m = /^a:(open|corrections):(-?\d+):/.exec(key);
-      if (m === null) continue;
-      diffAcc(m[1] as Table, Number(m[2]), key.slice(m[0].length), key);
+    for (const table of ['open', 'corrections'] as const) {
+      for (const [w, keys] of ps.dirtyAccs[table]) for (const k of keys) diffAcc(table, w, k, accKey(table, w, k));
+      ps.dirtyAccs[table].clear();
     }
-    ps.dirtyAccs.clear();
   } else {
     const live = new Set<string>();
     for (const table of ['open', 'corrections'] as const) {
@@ -335,7 +333,7 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   sessions.sort((a, b) => a.t - b.t);
   for (const { s } of sessions) state.sessions.set(s.id, s);
   // From here on, diffs take only the accumulators and sessions that changed.
-  state.dirtyAccs = new Set();
+  state.dirtyAccs = newDirtyAccs();
   state.dirtySessions = new Set();
   return { state, tracker, maxTsMs, nextOffset };
 }

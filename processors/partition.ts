@@ -47,10 +47,10 @@ export interface PartitionState {
   /** Windows ending at or before this are closed (−Infinity before the first close). */
   closedBeforeMs: number;
   /**
-   * Keys (`accKey`) of accumulators changed or removed since the last changelog diff; null = not
-   * tracked (no changelog: embedded), and a diff then compares every accumulator.
+   * Accumulators changed or removed since the last changelog diff; null = not tracked (no
+   * changelog: embedded), and a diff then compares every accumulator.
    */
-  dirtyAccs: Set<string> | null;
+  dirtyAccs: DirtyAccs | null;
   /**
    * Ids of sessions that advance() or an eviction changed since the last changelog diff (expired,
    * evicted, or extrapolated from behind the fired boundary); null = not tracked, and a diff after a
@@ -79,10 +79,28 @@ export function emptyPartitionState(): PartitionState {
 /** The changelog key of an accumulator (processors/changelog.ts). */
 export const accKey = (table: 'open' | 'corrections', w: number, k: string): string => `a:${table}:${w}:${k}`;
 
+/**
+ * Accumulators to diff, as table → window start → dims keys. Marking one is a lookup of strings the
+ * processor already holds (accFor runs for every piece of time attributed: building its changelog
+ * key there was the processor's largest own cost).
+ */
+export interface DirtyAccs {
+  open: Map<number, Set<string>>;
+  corrections: Map<number, Set<string>>;
+}
+
+export const newDirtyAccs = (): DirtyAccs => ({ open: new Map(), corrections: new Map() });
+
+function markAcc(d: DirtyAccs, table: 'open' | 'corrections', w: number, key: string): void {
+  let keys = d[table].get(w);
+  if (keys === undefined) d[table].set(w, (keys = new Set()));
+  keys.add(key);
+}
+
 function accFor(ps: PartitionState, cfg: ProcessorSettings, windowStartMs: number, dims: Dims, key = dimsKey(dims)): WindowAcc {
   const closed = windowStartMs + cfg.windowMs <= ps.closedBeforeMs;
   const table = closed ? ps.corrections : ps.open;
-  ps.dirtyAccs?.add(accKey(closed ? 'corrections' : 'open', windowStartMs, key));
+  if (ps.dirtyAccs !== null) markAcc(ps.dirtyAccs, closed ? 'corrections' : 'open', windowStartMs, key);
   let byDims = table.get(windowStartMs);
   if (!byDims) {
     byDims = new Map();
@@ -278,7 +296,7 @@ export function advance(ps: PartitionState, cfg: ProcessorSettings, watermarkMs:
     if (!byDims) return;
     for (const [key, acc] of byDims) {
       if (!isEmptyAcc(acc)) out.push({ windowStartMs: w, dims: dimsFromKey(key), acc });
-      ps.dirtyAccs?.add(accKey(name, w, key));
+      if (ps.dirtyAccs !== null) markAcc(ps.dirtyAccs, name, w, key);
     }
     table.delete(w);
   };
