@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import avro from 'avsc';
+import fc from 'fast-check';
 import {
   confluentHeader, confluentSchemaId, confluentToSingleObject, createAvroCodec, crc64Avro, fingerprintOf, framingOf,
   MAX_LEARNT_WRITERS, singleObjectToConfluent,
@@ -33,6 +34,59 @@ describe('CRC-64-AVRO and single-object encoding', () => {
     expect(() => codec.decode(avro.Type.forSchema('int').toBuffer(1))).toThrow(/header/);
     const other = createAvroCodec<string>(avro.Type.forSchema('string')).encode('x');
     expect(() => codec.decode(other)).toThrow(/unknown writer schema/);
+  });
+});
+
+describe('single-object codec: encode through a scratch buffer, decode in place', () => {
+  const type = avro.Type.forSchema({
+    type: 'record', name: 'R', fields: [
+      { name: 'id', type: 'string' }, { name: 'n', type: 'long' }, { name: 'blob', type: 'bytes' },
+      { name: 'xs', type: { type: 'array', items: 'double' } }, { name: 'tag', type: ['null', 'string'], default: null },
+    ],
+  });
+  const record = fc.record({
+    id: fc.string({ maxLength: 3000, size: 'max', unit: 'grapheme' }),
+    n: fc.integer({ min: -(2 ** 52), max: 2 ** 52 }),
+    blob: fc.uint8Array({ maxLength: 9000, size: 'max' }).map((a) => Buffer.from(a)),
+    xs: fc.array(fc.double({ noNaN: true }), { maxLength: 300, size: 'max' }),
+    tag: fc.option(fc.string({ maxLength: 20 })),
+  });
+
+  it('writes what the header and avsc\'s own toBuffer write, for records smaller and larger than the scratch buffer', () => {
+    const codec = createAvroCodec<Record<string, unknown>>(type);
+    const header = Buffer.concat([Buffer.from([0xc3, 0x01]), fingerprintOf(type)]);
+    let large = 0;
+    fc.assert(fc.property(fc.array(record, { minLength: 1, maxLength: 6 }), (recs) => {
+      // Several in a row: a large record grows the scratch buffer, later ones must not carry its bytes.
+      const out = recs.map((r) => codec.encode(r));
+      for (const [i, r] of recs.entries()) {
+        const expected = Buffer.concat([header, type.toBuffer(r)]);
+        if (expected.length > 4096) large += 1;
+        expect(out[i]!.equals(expected)).toBe(true);
+        expect(type.isValid(codec.decode(out[i]!))).toBe(true);
+        expect(type.toBuffer(codec.decode(out[i]!)).equals(type.toBuffer(r))).toBe(true);
+      }
+    }), { numRuns: 120 });
+    expect(large).toBeGreaterThan(20);
+  });
+
+  it('decodes records of alternating writer schemas with the right reader, and refuses truncated or trailing bytes', () => {
+    const v1 = avro.Type.forSchema({ type: 'record', name: 'R', fields: [{ name: 'id', type: 'string' }] });
+    const v2 = avro.Type.forSchema({ type: 'record', name: 'R', fields: [{ name: 'id', type: 'string' }, { name: 'n', type: 'long', default: 7 }] });
+    const codec = createAvroCodec<{ id: string; n: number }>(v2, [v1]);
+    const old = createAvroCodec<{ id: string }>(v1);
+    for (let i = 0; i < 5; i++) {
+      expect({ ...codec.decode(old.encode({ id: `a${i}` })) }).toEqual({ id: `a${i}`, n: 7 });
+      expect({ ...codec.decode(codec.encode({ id: `b${i}`, n: i })) }).toEqual({ id: `b${i}`, n: i });
+    }
+    const buf = codec.encode({ id: 'abcdef', n: 300 });
+    expect(() => codec.decode(buf.subarray(0, buf.length - 1))).toThrow(/truncated/);
+    expect(() => codec.decode(Buffer.concat([buf, Buffer.from([0])]))).toThrow(/trailing/);
+    const unknown = Buffer.from(buf);
+    unknown[5] = unknown[5]! ^ 0xff;
+    expect(() => codec.decode(unknown)).toThrow(/unknown writer schema/);
+    // The last fingerprint's reader is still the right one after a refused record.
+    expect({ ...codec.decode(buf) }).toEqual({ id: 'abcdef', n: 300 });
   });
 });
 

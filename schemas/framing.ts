@@ -45,6 +45,7 @@ export function fingerprintOf(type: avro.Type): Buffer {
 const MAGIC_0 = 0xc3;
 const MAGIC_1 = 0x01;
 export const HEADER_BYTES = 10;
+const FINGERPRINT_BYTES = HEADER_BYTES - 2;
 const CONFLUENT_MAGIC = 0x00;
 export const CONFLUENT_HEADER_BYTES = 5;
 
@@ -121,26 +122,49 @@ export interface AvroCodec<T> {
 export function createAvroCodec<T>(current: avro.Type, previous: readonly avro.Type[] = []): AvroCodec<T> {
   const fingerprint = fingerprintOf(current);
   const header = Buffer.from([MAGIC_0, MAGIC_1, ...fingerprint]);
-  const readers = new Map<string, (body: Buffer) => T>();
-  readers.set(fingerprint.toString('hex'), (body) => current.fromBuffer(body) as T);
-  const resolving = (writer: avro.Type): ((body: Buffer) => T) => {
-    const resolver = current.createResolver(writer);
-    return (body) => current.fromBuffer(body, resolver) as T;
+  // A reader takes the whole record and reads its body from HEADER_BYTES on (no subarray per record);
+  // the checks are fromBuffer's.
+  const reader = (resolver?: avro.Resolver) => (buf: Buffer): T => {
+    const { value, offset } = current.decode(buf, HEADER_BYTES, resolver);
+    if (offset < 0) throw new Error('truncated buffer');
+    if (offset < buf.length) throw new Error('trailing data');
+    return value as T;
   };
+  const readers = new Map<string, (buf: Buffer) => T>();
+  readers.set(fingerprint.toString('hex'), reader());
+  const resolving = (writer: avro.Type): ((buf: Buffer) => T) => reader(current.createResolver(writer));
   for (const writer of previous) readers.set(fingerprintOf(writer).toString('hex'), resolving(writer));
   const builtIn = readers.size;
+  // The reader of the last fingerprint seen: records of one topic nearly always share it, so most
+  // records cost a byte comparison rather than a hex string and a map lookup.
+  let lastFingerprint = Buffer.alloc(0);
+  let lastRead: ((buf: Buffer) => T) | undefined;
+  // Encoding goes through one scratch buffer (grown when a record does not fit), then one exact copy.
+  let scratch = Buffer.alloc(4096);
+  header.copy(scratch);
   return {
     fingerprint,
     type: current,
     encode(value) {
-      return Buffer.concat([header, current.toBuffer(value)]);
+      let end = current.encode(value, scratch, HEADER_BYTES);
+      if (end < 0) {
+        scratch = Buffer.alloc(Math.max(scratch.length * 2, scratch.length - end));
+        header.copy(scratch);
+        end = current.encode(value, scratch, HEADER_BYTES);
+      }
+      const out = Buffer.allocUnsafe(end);
+      scratch.copy(out, 0, 0, end);
+      return out;
     },
     decode(buf) {
       if (buf.length < HEADER_BYTES || buf[0] !== MAGIC_0 || buf[1] !== MAGIC_1) throw notSingleObject(buf);
+      if (lastRead !== undefined && buf.compare(lastFingerprint, 0, FINGERPRINT_BYTES, 2, HEADER_BYTES) === 0) return lastRead(buf);
       const fp = buf.subarray(2, HEADER_BYTES).toString('hex');
       const read = readers.get(fp);
       if (!read) throw new QoeError('QOE_ERR_SCHEMA_UNKNOWN_WRITER', `unknown writer schema fingerprint ${fp}`);
-      return read(buf.subarray(HEADER_BYTES));
+      lastFingerprint = Buffer.from(buf.subarray(2, HEADER_BYTES));
+      lastRead = read;
+      return read(buf);
     },
     reads: (fp) => readers.has(fp),
     addWriter(writer) {
