@@ -18,6 +18,7 @@
  * Needs java + the Kafka jars (scripts/kafka.sh) and clickhouse-server, as the tests do.
  */
 import { spawn } from 'node:child_process';
+import { NODE_FLAGS } from '../lib/node-flags.js';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,7 +54,8 @@ const rounds = Number(values.rounds);
 
 function child(variant: string, args: string[], profile = false): Promise<ChildResult> {
   const prof = profile && values['cpu-prof-dir'] !== '' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] : [];
-  const argv = [...prof, '--import', 'tsx', join(here, 'kafka-child.ts'), variant, ...args];
+  // The roles run with the V8 flags of `npm start` (lib/node-flags.ts), as they do in production.
+  const argv = [...NODE_FLAGS, ...prof, '--import', 'tsx', join(here, 'kafka-child.ts'), variant, ...args];
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
