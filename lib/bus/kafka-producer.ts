@@ -282,6 +282,10 @@ export function takeWithin(sizes: readonly number[], maxBytes: number): number {
 export const pinningPartitioner: ICustomPartitioner = () => {
   const base = Partitioners.DefaultPartitioner();
   return (args) => {
+    // As the base does, but without its per-message filter of the partition list (the changelog's
+    // records all name their partition).
+    const pinned = (args.message as { partition?: number | null }).partition;
+    if (typeof pinned === 'number') return pinned;
     const partition = base(args);
     (args.message as { partition?: number }).partition = partition;
     return partition;
