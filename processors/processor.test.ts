@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import pino from 'pino';
 import { createMemoryBus } from '../lib/bus/memory.js';
 import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
 import { silentLogger } from '../lib/logger.js';
@@ -161,6 +162,70 @@ describe('processor with a changelog: restored state and an older committed offs
     expect(total('playing_ms')).toBe(6 * 10_000);
     expect(await bus.readPartition(TOPICS.beaconsDlq, 0, 0)).toEqual([]);
     await holder.close();
+    await bus.close();
+  });
+});
+
+describe('processor stall watchdog', () => {
+  it('logs a transaction that does not finish, and queues at most one tick behind it', async () => {
+    const bus = createMemoryBus({ maxBacklog: 10_000 });
+    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics, TOPICS.processorState].map((topic) => ({ topic, partitions: 1 })));
+    // Transactions of the processor's partition producer hang once `hang` is set (restore's barrier goes through).
+    let hang = false;
+    let release: () => void = () => undefined;
+    const hung = new Promise<void>((r) => (release = r));
+    let hungSends = 0;
+    const producerOf = bus.producer.bind(bus);
+    bus.producer = (opts) => {
+      const p = producerOf(opts);
+      return { ...p, sendWithOffsets: async (batches, group, offsets) => {
+        if (hang) {
+          hungSends += 1;
+          await hung;
+        }
+        return p.sendWithOffsets(batches, group, offsets);
+      } };
+    };
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const settings = {
+      windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
+      maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
+    };
+    let clock = T;
+    // Every tick reads the clock: counting reads counts the ticks that ran.
+    let clockReads = 0;
+    const now = (): number => {
+      clockReads += 1;
+      return clock;
+    };
+    const p = createProcessor({ bus, log, now, tickMs: 10, settings, changelog: true, instanceId: 'w', stallWarnMs: 300 });
+    await p.start();
+    await waitFor(() => p.partitions().size === 1);
+    hang = true;
+    await bus.producer().send(TOPICS.beacons, [ev('s1', 0, T, 'play_request')].map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) })));
+    // The batch's transaction hangs; ticks every 10 ms for ~1 s, a warning every 300 ms.
+    await new Promise((r) => setTimeout(r, 1000));
+    clock += 60_000;
+    const stalls = lines.filter((l) => l.msg === 'processor task has not finished; batches and window firing wait behind it');
+    expect(stalls.length).toBeGreaterThanOrEqual(2);
+    expect(stalls.length).toBeLessThanOrEqual(4);
+    expect(stalls[0]).toMatchObject({ task: 'batch', partition: 0, step: 'transaction of partition 0' });
+    expect(Number(stalls[0]!.runningMs)).toBeGreaterThanOrEqual(300);
+    // Only the hung batch reached the producer.
+    expect(hungSends).toBe(1);
+    hang = false;
+    // ~100 timer ticks fired while it hung: had each queued a tick, ~100 would run now, back to back.
+    const readsBefore = clockReads;
+    release();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(clockReads - readsBefore).toBeLessThan(25);
+    // Released: the queued tick and the rest run; the event is processed and committed.
+    await waitFor(async () => (await p.lag()) === 0);
+    const warnedBefore = stalls.length;
+    await new Promise((r) => setTimeout(r, 400));
+    expect(lines.filter((l) => l.msg === 'processor task has not finished; batches and window firing wait behind it')).toHaveLength(warnedBefore);
+    await p.stop();
     await bus.close();
   });
 });

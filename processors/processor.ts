@@ -46,6 +46,11 @@ export interface ProcessorDeps {
   /** Keep state in TOPICS.processorState (needs bus.readPartition). Default: on for the Kafka bus. */
   changelog?: boolean;
   onOutcome?: (outcome: 'ok' | 'late' | 'after_end' | 'duplicate' | 'undecodable', n: number) => void;
+  /**
+   * A batch, tick or (re)assignment that runs longer than this is logged as stalled, again every
+   * this long while it lasts (default 30000 ms): everything else waits behind it.
+   */
+  stallWarnMs?: number;
 }
 
 export interface Processor {
@@ -81,11 +86,32 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   let restarting: Promise<void> = Promise.resolve();
   // Batches and ticks touch the same state: run them one at a time.
   let chain: Promise<void> = Promise.resolve();
-  const serial = (fn: () => Promise<void>): Promise<void> => {
-    const next = chain.then(fn);
+  /** The task the chain runs now (for the stall watchdog). */
+  let running: { what: string; partition: number | undefined; step?: string; sinceMs: number; warnedAtMs: number } | undefined;
+  const serial = (what: string, partition: number | undefined, fn: () => Promise<void>): Promise<void> => {
+    const next = chain.then(async () => {
+      running = { what, partition, sinceMs: Date.now(), warnedAtMs: -Infinity };
+      try {
+        await fn();
+      } finally {
+        running = undefined;
+      }
+    });
     chain = next.catch(() => undefined);
     return next;
   };
+  const stallWarnMs = deps.stallWarnMs ?? 30_000;
+  /** Logs the running task when it has run stallWarnMs (and every stallWarnMs after that). */
+  function watchStall(): void {
+    const r = running;
+    const t = Date.now();
+    if (r === undefined || t - r.sinceMs < stallWarnMs || t - r.warnedAtMs < stallWarnMs) return;
+    r.warnedAtMs = t;
+    log.warn({ task: r.what, partition: r.partition, step: r.step, runningMs: t - r.sinceMs },
+      'processor task has not finished; batches and window firing wait behind it');
+  }
+  /** At most one timer tick waits in the chain: a stalled task must not pile them up. */
+  let tickQueued = false;
 
   function stateOf(partition: number): PartitionState {
     let ps = states.get(partition);
@@ -159,6 +185,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const diff = diffPartition(ps, t, { maxTsMs: tracker.partitions.get(partition)?.maxTsMs ?? null, sessions: all ? 'all' : sessions, nextOffset });
     const batches = [...outputs, { topic: TOPICS.processorState, messages: diff.messages }].filter((b) => b.messages.length > 0);
     if (batches.length === 0 && offsets.length === 0) return;
+    if (running !== undefined) running.step = `transaction of partition ${partition}`;
     try {
       await producerOf(partition).sendWithOffsets(batches, group, offsets);
     } catch (err) {
@@ -254,8 +281,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     if (read === undefined) throw new Error('the bus cannot read a partition: no changelog restore');
     const nonce = randomUUID();
     const barrier = { key: BARRIER_KEY, value: Buffer.from(nonce), partition };
+    if (running !== undefined) running.step = `barrier of partition ${partition}`;
     await producerOf(partition).sendWithOffsets([{ topic: TOPICS.processorState, messages: [barrier] }], group, []);
     const t0 = Date.now();
+    if (running !== undefined) running.step = `reading the changelog of partition ${partition}`;
     const records = await read(TOPICS.processorState, partition, 0, (r) => r.key === BARRIER_KEY && r.value.toString('utf8') === nonce);
     let restored: ReturnType<typeof restorePartition>;
     try {
@@ -318,9 +347,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   }
 
   const handlers: ConsumerHandlers = {
-    eachBatch: (b) => serial(() => onBatch(b)),
-    onAssign: (p) => serial(() => onAssign(p)),
-    onRevoke: (p) => serial(() => onRevoke(p)),
+    eachBatch: (b) => serial('batch', b.partition, () => onBatch(b)),
+    onAssign: (p) => serial('assign', undefined, () => onAssign(p)),
+    onRevoke: (p) => serial('revoke', undefined, () => onRevoke(p)),
   };
 
   /** After a failed transaction: drop all state, rejoin, restore every partition from the changelog. */
@@ -332,7 +361,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       for (let attempt = 0; !stopping; attempt++) {
         try {
           await consumer.close().catch((closeErr: unknown) => log.warn({ err: closeErr }, 'closing the consumer failed'));
-          await serial(async () => {
+          await serial('restart', undefined, async () => {
             for (const partition of [...new Set([...states.keys(), ...producers.keys()])]) await dropPartition(partition);
             // The watermark came from records about to be read again: start from what the changelog says.
             tracker.currentMs = -Infinity;
@@ -359,7 +388,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     async start() {
       await consumer.run(handlers);
       timer = setInterval(() => {
-        void serial(tick).catch((err: unknown) => log.error({ err }, 'watermark tick failed'));
+        watchStall();
+        if (tickQueued) return;
+        tickQueued = true;
+        void serial('tick', undefined, async () => {
+          tickQueued = false;
+          await tick();
+        }).catch((err: unknown) => log.error({ err }, 'watermark tick failed'));
       }, deps.tickMs ?? 250);
       timer.unref();
     },
