@@ -210,7 +210,7 @@ describe('processor stall watchdog', () => {
     const stalls = lines.filter((l) => l.msg === 'processor task has not finished; batches and window firing wait behind it');
     expect(stalls.length).toBeGreaterThanOrEqual(2);
     expect(stalls.length).toBeLessThanOrEqual(4);
-    expect(stalls[0]).toMatchObject({ task: 'batch', partition: 0, step: 'transaction of partition 0' });
+    expect(stalls[0]).toMatchObject({ task: 'batch', partition: 0, waitingOn: ['transaction of partition 0'] });
     expect(Number(stalls[0]!.runningMs)).toBeGreaterThanOrEqual(300);
     // Only the hung batch reached the producer.
     expect(hungSends).toBe(1);

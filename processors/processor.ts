@@ -87,7 +87,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   // Batches and ticks touch the same state: run them one at a time.
   let chain: Promise<void> = Promise.resolve();
   /** The task the chain runs now (for the stall watchdog). */
-  let running: { what: string; partition: number | undefined; step?: string; sinceMs: number; warnedAtMs: number } | undefined;
+  let running: { what: string; partition: number | undefined; sinceMs: number; warnedAtMs: number } | undefined;
+  /** Kafka calls in flight within the running task (a tick commits partitions side by side). */
+  const steps = new Set<string>();
+  async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    steps.add(what);
+    try {
+      return await fn();
+    } finally {
+      steps.delete(what);
+    }
+  }
   const serial = (what: string, partition: number | undefined, fn: () => Promise<void>): Promise<void> => {
     const next = chain.then(async () => {
       running = { what, partition, sinceMs: Date.now(), warnedAtMs: -Infinity };
@@ -107,7 +117,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const t = Date.now();
     if (r === undefined || t - r.sinceMs < stallWarnMs || t - r.warnedAtMs < stallWarnMs) return;
     r.warnedAtMs = t;
-    log.warn({ task: r.what, partition: r.partition, step: r.step, runningMs: t - r.sinceMs },
+    log.warn({ task: r.what, partition: r.partition, waitingOn: [...steps], runningMs: t - r.sinceMs },
       'processor task has not finished; batches and window firing wait behind it');
   }
   /** At most one timer tick waits in the chain: a stalled task must not pile them up. */
@@ -185,9 +195,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const diff = diffPartition(ps, t, { maxTsMs: tracker.partitions.get(partition)?.maxTsMs ?? null, sessions: all ? 'all' : sessions, nextOffset });
     const batches = [...outputs, { topic: TOPICS.processorState, messages: diff.messages }].filter((b) => b.messages.length > 0);
     if (batches.length === 0 && offsets.length === 0) return;
-    if (running !== undefined) running.step = `transaction of partition ${partition}`;
     try {
-      await producerOf(partition).sendWithOffsets(batches, group, offsets);
+      await step(`transaction of partition ${partition}`, () => producerOf(partition).sendWithOffsets(batches, group, offsets));
     } catch (err) {
       restart(err);
       return;
@@ -281,11 +290,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     if (read === undefined) throw new Error('the bus cannot read a partition: no changelog restore');
     const nonce = randomUUID();
     const barrier = { key: BARRIER_KEY, value: Buffer.from(nonce), partition };
-    if (running !== undefined) running.step = `barrier of partition ${partition}`;
-    await producerOf(partition).sendWithOffsets([{ topic: TOPICS.processorState, messages: [barrier] }], group, []);
+    await step(`barrier of partition ${partition}`, () => producerOf(partition).sendWithOffsets([{ topic: TOPICS.processorState, messages: [barrier] }], group, []));
     const t0 = Date.now();
-    if (running !== undefined) running.step = `reading the changelog of partition ${partition}`;
-    const records = await read(TOPICS.processorState, partition, 0, (r) => r.key === BARRIER_KEY && r.value.toString('utf8') === nonce);
+    const records = await step(`reading the changelog of partition ${partition}`,
+      () => read(TOPICS.processorState, partition, 0, (r) => r.key === BARRIER_KEY && r.value.toString('utf8') === nonce));
     let restored: ReturnType<typeof restorePartition>;
     try {
       restored = restorePartition(partition, records);
