@@ -14,7 +14,8 @@
 -- Existing data: the views see only inserts made after they exist. Rows already in qoe_metrics are
 -- copied in by the INSERT … SELECT below, guarded so that a re-run copies nothing (the migration
 -- runs again if it failed half-way). Upgrade with the sink stopped: an insert racing the copy can be
--- counted twice or not at all (docs/metrics.md, "Roll-ups").
+-- counted twice or not at all (docs/metrics.md, "Roll-ups"). The copy aggregates on one thread:
+-- 18.16 sometimes stores corrupt states from a multi-threaded INSERT … SELECT …State (sql/rollups.ts).
 
 CREATE TABLE IF NOT EXISTS qoe_metrics_1m
 (
@@ -235,7 +236,8 @@ SELECT
     sumMapState(ttfb_hist_keys, ttfb_hist_counts) AS ttfb_hist
 FROM qoe_metrics
 WHERE (SELECT count() FROM qoe_metrics_1m) = 0
-GROUP BY window_start, cdn, country, asn, content_id, stream_type, player_name, player_version, device_type, os, browser, custom1, custom2, custom3;
+GROUP BY window_start, cdn, country, asn, content_id, stream_type, player_name, player_version, device_type, os, browser, custom1, custom2, custom3
+SETTINGS max_threads = 1;
 
 -- Backfill, only into an empty roll-up.
 INSERT INTO qoe_metrics_1h
@@ -280,4 +282,5 @@ SELECT
     sumMapState(ttfb_hist_keys, ttfb_hist_counts) AS ttfb_hist
 FROM qoe_metrics
 WHERE (SELECT count() FROM qoe_metrics_1h) = 0
-GROUP BY window_start, cdn, country, asn, content_id, stream_type, player_name, player_version, device_type, os, browser, custom1, custom2, custom3;
+GROUP BY window_start, cdn, country, asn, content_id, stream_type, player_name, player_version, device_type, os, browser, custom1, custom2, custom3
+SETTINGS max_threads = 1;

@@ -18,7 +18,8 @@
 -- the CREATE would miss the roll-ups.
 --
 -- Existing roll-up rows get their offsets from an offsets-only backfill (empty sum states, which merge
--- as 0): the roll-ups are taken to hold everything qoe_metrics held before this migration.
+-- as 0): the roll-ups are taken to hold everything qoe_metrics held before this migration. It
+-- aggregates on one thread, as every INSERT … SELECT …State here (sql/rollups.ts says why).
 
 DROP TABLE IF EXISTS qoe_metrics_1m_mv;
 
@@ -87,7 +88,8 @@ SELECT
     custom3,
     maxForEachState(arrayPushBack(arrayResize(emptyArrayUInt64(), src_partition), src_offset + 1)) AS src_offsets
 FROM qoe_metrics
-GROUP BY window_start, cdn, country, asn, content_id, stream_type, player_name, player_version, device_type, os, browser, custom1, custom2, custom3;
+GROUP BY window_start, cdn, country, asn, content_id, stream_type, player_name, player_version, device_type, os, browser, custom1, custom2, custom3
+SETTINGS max_threads = 1;
 
 DROP TABLE IF EXISTS qoe_metrics_1h_mv;
 
@@ -156,4 +158,5 @@ SELECT
     custom3,
     maxForEachState(arrayPushBack(arrayResize(emptyArrayUInt64(), src_partition), src_offset + 1)) AS src_offsets
 FROM qoe_metrics
-GROUP BY window_start, cdn, country, asn, content_id, stream_type, player_name, player_version, device_type, os, browser, custom1, custom2, custom3;
+GROUP BY window_start, cdn, country, asn, content_id, stream_type, player_name, player_version, device_type, os, browser, custom1, custom2, custom3
+SETTINGS max_threads = 1;

@@ -40,6 +40,16 @@ export const HISTOGRAMS = [
 const OFFSETS_STATE = 'maxForEachState(arrayPushBack(arrayResize(emptyArrayUInt64(), src_partition), src_offset + 1))';
 
 /**
+ * ClickHouse 18.16 sometimes stores corrupt states from an `INSERT … SELECT …State(…) GROUP BY` that
+ * aggregates on several threads: one column of one row off (0, another row's value, or garbage such
+ * as 30064771073), about 1 insert in 60 of test/rollups.test.ts's rows on two cores; none in 400 with
+ * one thread. Views are not affected (they aggregate each inserted block on the inserting thread).
+ * Statements that write roll-up states from a SELECT therefore aggregate on one thread; they read a
+ * bounded range (a repair) or run once (a migration's backfill).
+ */
+export const STATE_INSERT_SETTINGS = 'SETTINGS max_threads = 1';
+
+/**
  * `INSERT INTO <roll-up> SELECT …` of the qoe_metrics rows matching `where` (SQL over raw columns,
  * may hold {name:Type} placeholders): the states the view would have written for them.
  */
@@ -53,7 +63,7 @@ export function rollupInsertSql(rollup: Rollup, where: string): string {
     OFFSETS_STATE,
   ];
   const columns = ['window_start', ...dims, ...ROLLUP_SUMS, ...HISTOGRAMS.map((h) => h.as), 'src_offsets'];
-  return `INSERT INTO ${rollup.table} (${columns.join(', ')}) SELECT ${select.join(', ')} FROM qoe_metrics WHERE ${where} GROUP BY bucket, ${dims.join(', ')}`;
+  return `INSERT INTO ${rollup.table} (${columns.join(', ')}) SELECT ${select.join(', ')} FROM qoe_metrics WHERE ${where} GROUP BY bucket, ${dims.join(', ')} ${STATE_INSERT_SETTINGS}`;
 }
 
 /** Per source partition, the highest src_offset a roll-up holds (-1: none), from maxForEachMerge. */
