@@ -39,6 +39,7 @@ const { values, positionals } = parseArgs({
     'period-ms': { type: 'string', default: '1800000' },
     views: { type: 'string', default: '' },
     'window-dims': { type: 'string', default: 'all' },
+    compression: { type: 'string', default: 'gzip' },
   },
 });
 const hasTaskset = spawnSync('taskset', ['-V']).status === 0;
@@ -85,7 +86,7 @@ async function ingest(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
     close = server.close;
   } else {
     runtime = await startRuntime(
-      loadConfig({ PORT: '0', QOE_HOST: '127.0.0.1', QOE_DATA_DIR: dataDir, QOE_ROLES: 'ingest', QOE_KAFKA_BROKERS: values.brokers, QOE_PARTITIONS: String(PARTITIONS), QOE_LOG_LEVEL: 'warn' }),
+      loadConfig({ PORT: '0', QOE_HOST: '127.0.0.1', QOE_DATA_DIR: dataDir, QOE_ROLES: 'ingest', QOE_KAFKA_BROKERS: values.brokers, QOE_KAFKA_COMPRESSION: values.compression, QOE_PARTITIONS: String(PARTITIONS), QOE_LOG_LEVEL: 'warn' }),
       silentLogger(),
     );
     const rt = runtime;
@@ -132,8 +133,8 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   };
   let bus: Bus | undefined;
   if (kind === 'kafka') {
-    Object.assign(env, { QOE_KAFKA_BROKERS: values.brokers, QOE_CLICKHOUSE_URL: values.clickhouse, QOE_CLICKHOUSE_DATABASE: `qoe_bench_${randomBytes(4).toString('hex')}` });
-    const feeder = createKafkaBus({ brokers: values.brokers.split(','), clientId: 'qoe-bench-feed', log: silentLogger() });
+    Object.assign(env, { QOE_KAFKA_BROKERS: values.brokers, QOE_KAFKA_COMPRESSION: values.compression, QOE_CLICKHOUSE_URL: values.clickhouse, QOE_CLICKHOUSE_DATABASE: `qoe_bench_${randomBytes(4).toString('hex')}` });
+    const feeder = createKafkaBus({ brokers: values.brokers.split(','), clientId: 'qoe-bench-feed', log: silentLogger(), compression: loadConfig({ QOE_KAFKA_COMPRESSION: values.compression }).bus.compression });
     await feeder.createTopics([{ topic: TOPICS.beacons, partitions: PARTITIONS }]);
     const producer = feeder.producer();
     for (let i = 0; i < records.length; i += 5000) {
@@ -203,7 +204,7 @@ async function freshness(): Promise<ChildResult> {
   const database = `qoe_bench_${randomBytes(4).toString('hex')}`;
   const config = loadConfig({
     PORT: '0', QOE_HOST: '127.0.0.1', QOE_DATA_DIR: dataDir, QOE_ROLES: 'ingest,processor,sink', QOE_PARTITIONS: String(PARTITIONS), QOE_LOG_LEVEL: 'warn',
-    QOE_KAFKA_BROKERS: values.brokers, QOE_CLICKHOUSE_URL: values.clickhouse, QOE_CLICKHOUSE_DATABASE: database,
+    QOE_KAFKA_BROKERS: values.brokers, QOE_KAFKA_COMPRESSION: values.compression, QOE_CLICKHOUSE_URL: values.clickhouse, QOE_CLICKHOUSE_DATABASE: database,
   });
   const runtime = await startRuntime(config, silentLogger());
   const post = (events: unknown[], contentId: string): Promise<number> =>

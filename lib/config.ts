@@ -24,6 +24,7 @@ export const CONFIG_SPEC = {
   dataDir: { env: 'QOE_DATA_DIR', default: './data', doc: 'embedded runtime: chDB data and processor checkpoints' },
   roles: { env: 'QOE_ROLES', default: 'all', doc: 'comma list of ingest, processor, sink, detector, or all' },
   kafkaBrokers: { env: 'QOE_KAFKA_BROKERS', default: '', doc: 'comma list host:port; set = Kafka bus, unset = in-memory bus' },
+  kafkaCompression: { env: 'QOE_KAFKA_COMPRESSION', default: 'gzip', doc: 'compression of the record batches qoe-stream produces to Kafka: gzip or none (none: less CPU per record, more network and broker disk; kafkajs has no other built-in codec)' },
   schemaRegistryUrl: { env: 'QOE_SCHEMA_REGISTRY_URL', default: '', doc: 'http(s)://[user:pass@]host:port[/path] of a Confluent-compatible schema registry; set = Confluent framing (magic 0 + schema id) on Avro topics, unset = Avro single-object encoding' },
   clickhouseUrl: { env: 'QOE_CLICKHOUSE_URL', default: '', doc: 'http(s)://user:pass@host:8123; set = ClickHouse server, unset = chDB' },
   clickhouseDatabase: { env: 'QOE_CLICKHOUSE_DATABASE', default: 'qoe', doc: 'database holding the qoe_* tables' },
@@ -63,7 +64,7 @@ export interface Config {
   http: { port: number; host: string; bodyLimitBytes: number; corsOrigins: string[] | '*'; trustProxy: boolean };
   roles: ReadonlySet<Role>;
   dataDir: string;
-  bus: { kind: 'memory' | 'kafka'; brokers: string[]; partitions: number; maxBacklog: number };
+  bus: { kind: 'memory' | 'kafka'; brokers: string[]; partitions: number; maxBacklog: number; compression: 'gzip' | 'none' };
   /** url '' = no registry: Avro single-object encoding. */
   schemaRegistry: { url: string };
   store: { kind: 'chdb' | 'clickhouse'; url: string; database: string; dataDir: string };
@@ -125,6 +126,11 @@ function list(s: string): string[] {
   return s.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
 }
 
+function compression(s: string): 'gzip' | 'none' {
+  if (s === 'gzip' || s === 'none') return s;
+  throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_KAFKA_COMPRESSION=${s}: expected gzip or none`);
+}
+
 function parseRoles(s: string): Set<Role> {
   const names = list(s);
   if (names.length === 1 && names[0] === 'all') return new Set(ROLES);
@@ -167,6 +173,7 @@ export function loadConfig(env: Env = process.env): Config {
       brokers,
       partitions: int(env, 'partitions', 1, 1024),
       maxBacklog: int(env, 'busMaxBacklog', 100, 100_000_000),
+      compression: compression(raw(env, 'kafkaCompression')),
     },
     schemaRegistry: { url: schemaRegistryUrl },
     store: { kind: clickhouseUrl === '' ? 'chdb' : 'clickhouse', url: clickhouseUrl, database, dataDir },
