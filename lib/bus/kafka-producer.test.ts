@@ -1,6 +1,10 @@
+import { createRequire } from 'node:module';
+import fc from 'fast-check';
 import { Partitioners, type PartitionMetadata } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { pinningPartitioner, takeWithin, unacknowledged } from './kafka-producer.js';
+import { murmur2, pinningPartitioner, takeWithin, unacknowledged } from './kafka-producer.js';
+
+const kafkajsMurmur2 = createRequire(import.meta.url)('kafkajs/src/producer/partitioners/default/murmur2.js') as (key: Buffer | string) => number;
 
 const meta = (n: number): PartitionMetadata[] =>
   Array.from({ length: n }, (_, i) => ({ partitionId: i, leader: 1, replicas: [1], isr: [1], partitionErrorCode: 0, offlineReplicas: [] }));
@@ -17,9 +21,38 @@ describe('pinningPartitioner', () => {
     }
   });
 
+  it('chooses it for any key and partition count (Buffer or string keys)', () => {
+    const key = fc.oneof(fc.uint8Array({ maxLength: 80 }).map((a) => Buffer.from(a)), fc.string({ maxLength: 40, unit: 'binary' }));
+    fc.assert(fc.property(key, fc.integer({ min: 1, max: 64 }), (k, n) => {
+      const message = { key: k, value: null } as { key: Buffer | string; value: null; partition?: number };
+      const expected = Partitioners.DefaultPartitioner()({ topic: 't', partitionMetadata: meta(n), message: { ...message } });
+      expect(pinningPartitioner()({ topic: 't', partitionMetadata: meta(n), message })).toBe(expected);
+    }), { numRuns: 2000 });
+  });
+
   it('keeps an explicit partition', () => {
     const message = { key: 'k', value: Buffer.from('x'), partition: 5 };
     expect(pinningPartitioner()({ topic: 't', partitionMetadata: meta(8), message })).toBe(5);
+  });
+});
+
+describe('murmur2', () => {
+  it("gives the Java client's values (Kafka's UtilsTest.testMurmur2)", () => {
+    const cases: Array<[string, number]> = [
+      ['21', -973932308], ['foobar', -790332482], ['a-little-bit-long-string', -985981536],
+      ['a-little-bit-longer-string', -1486304829], ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971], ['abc', 479470107],
+    ];
+    for (const [key, hash] of cases) {
+      expect(murmur2(Buffer.from(key))).toBe(hash);
+      expect(murmur2(key)).toBe(hash);
+    }
+  });
+
+  it("equals kafkajs's Long-based port for any bytes", () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (a) => {
+      const b = Buffer.from(a);
+      expect(murmur2(b)).toBe(kafkajsMurmur2(b));
+    }), { numRuns: 5000 });
   });
 });
 

@@ -279,13 +279,48 @@ export function takeWithin(sizes: readonly number[], maxBytes: number): number {
  * chose into the message, so a re-send goes to the same partition and the caller knows which
  * partitions a batch touched.
  */
+/**
+ * Kafka's murmur2 (the Java client's `Utils.murmur2`, which kafkajs's DefaultPartitioner ports) in
+ * 32-bit integer arithmetic, as Java computes it. kafkajs's port computes it with 64-bit Long
+ * objects (several BigInts per 4 key bytes) and keeps the low 32 bits: the same value, tested
+ * against it.
+ */
+export function murmur2(key: Buffer | string): number {
+  const data = typeof key === 'string' ? Buffer.from(key) : key;
+  const length = data.length;
+  const m = 0x5bd1e995;
+  let h = 0x9747b28c ^ length;
+  const length4 = length & ~3;
+  for (let i = 0; i < length4; i += 4) {
+    let k = (data[i] as number) | ((data[i + 1] as number) << 8) | ((data[i + 2] as number) << 16) | ((data[i + 3] as number) << 24);
+    k = Math.imul(k, m);
+    k ^= k >>> 24;
+    k = Math.imul(k, m);
+    h = Math.imul(h, m) ^ k;
+  }
+  const rest = length & 3;
+  if (rest === 3) h ^= (data[length4 + 2] as number) << 16;
+  if (rest >= 2) h ^= (data[length4 + 1] as number) << 8;
+  if (rest >= 1) h = Math.imul(h ^ (data[length4] as number), m);
+  h ^= h >>> 13;
+  h = Math.imul(h, m);
+  h ^= h >>> 15;
+  return h | 0;
+}
+
 export const pinningPartitioner: ICustomPartitioner = () => {
   const base = Partitioners.DefaultPartitioner();
   return (args) => {
     // As the base does, but without its per-message filter of the partition list (the changelog's
-    // records all name their partition).
-    const pinned = (args.message as { partition?: number | null }).partition;
+    // records all name their partition), and with murmur2 above for a keyed record (window rows).
+    const message = args.message as { partition?: number | null; key?: Buffer | string | null };
+    const pinned = message.partition;
     if (typeof pinned === 'number') return pinned;
+    if ((typeof message.key === 'string' || Buffer.isBuffer(message.key)) && args.partitionMetadata.length > 0) {
+      const partition = (murmur2(message.key) & 0x7fffffff) % args.partitionMetadata.length;
+      message.partition = partition;
+      return partition;
+    }
     const partition = base(args);
     (args.message as { partition?: number }).partition = partition;
     return partition;

@@ -1,5 +1,5 @@
 // First: the patch must run before anything loads kafkajs, as in the adapter's files.
-import { KafkajsEncoder, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3 } from './kafkajs-patches.js';
+import { KafkajsEncoder, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3, recordDecoderV0 } from './kafkajs-patches.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -274,5 +274,52 @@ describe('kafkajs patch: produce request with each partition\'s records in one E
       records += a.topicData.reduce((n, t) => n + t.partitions.reduce((m, p) => m + p.messages.length, 0), 0);
     }), { numRuns: 150 });
     expect(records).toBeGreaterThan(1000);
+  });
+});
+
+describe('kafkajs patch: record decoder with number arithmetic where exact', () => {
+  type Decoded = Record<string, unknown>;
+  type RecordDecoder = (decoder: unknown, ctx?: Record<string, unknown>) => Decoded;
+  const Decoder = require('kafkajs/src/protocol/decoder.js') as new (b: Buffer) => { offset: number; buffer: Buffer; readVarIntBytes(): Buffer };
+  const Record = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (r: Record<string, unknown>) => { buffer: Buffer };
+  const Long = require('kafkajs/src/utils/long.js') as { fromValue(v: bigint): unknown };
+
+  it('is what kafkajs loads (the record batch decoder takes it)', () => {
+    expect(kafkajsPatched).toBe(true);
+    expect(require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js')).toBe(recordDecoderV0);
+  });
+
+  it('decodes any record as kafkajs 2.2.4 does: same fields, same bytes consumed', () => {
+    const theirs = originalModule('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as RecordDecoder;
+    const ours = recordDecoderV0 as unknown as RecordDecoder;
+    expect(theirs).not.toBe(ours);
+    const int64 = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
+    // Safe values, values around 2^53 and 2^49 (where the fast path ends), and any int64.
+    const edge = fc.constantFrom(2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, -(2n ** 53n) + 1n, -(2n ** 53n), 2n ** 48n, 2n ** 48n - 1n, -(2n ** 48n), -(2n ** 48n) - 1n, 0n, -1n);
+    const wide = fc.oneof(fc.bigInt({ min: -(2n ** 53n), max: 2n ** 53n }), edge, int64, fc.bigInt({ min: 0n, max: 2n ** 42n }).map((d) => 1_767_225_600_000n + d));
+    const bytes = fc.oneof(fc.constant(null), fc.uint8Array({ maxLength: 60 }).map((a) => Buffer.from(a)));
+    const headerValue = fc.oneof(fc.string({ maxLength: 6 }), fc.uint8Array({ maxLength: 6 }).map((a) => Buffer.from(a)));
+    const rec = fc.record({
+      firstOffset: wide, firstTimestamp: wide, maxTimestamp: fc.oneof(wide.map(String), fc.constant('-1'), fc.constant('')),
+      timestampType: fc.constantFrom(0, 1), isControlBatch: fc.option(fc.boolean(), { nil: undefined }),
+      // timestampDelta as kafkajs writes it: a number, or a Long for the full int64 range.
+      timestampDelta: fc.oneof(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.maxSafeInteger(), edge.map((v) => Long.fromValue(v)), int64.map((v) => Long.fromValue(v))),
+      offsetDelta: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+      key: bytes, value: bytes,
+      headers: fc.option(fc.dictionary(fc.string({ maxLength: 5 }), fc.oneof(headerValue, fc.array(headerValue, { maxLength: 3 }))), { freq: 3, nil: undefined }),
+    });
+    let decoded = 0;
+    fc.assert(fc.property(rec, (r) => {
+      const body = new Decoder(Record({ offsetDelta: r.offsetDelta, timestampDelta: r.timestampDelta, key: r.key, value: r.value, headers: r.headers }).buffer).readVarIntBytes();
+      const ctx = { firstOffset: String(r.firstOffset), firstTimestamp: String(r.firstTimestamp), magicByte: 2, timestampType: r.timestampType, maxTimestamp: r.maxTimestamp, ...(r.isControlBatch === undefined ? {} : { isControlBatch: r.isControlBatch }) };
+      const [a, b] = [new Decoder(body), new Decoder(body)];
+      const mine = ours(a, ctx);
+      const kafkajs = theirs(b, ctx);
+      expect(mine).toEqual(kafkajs);
+      expect(Object.keys(mine)).toEqual(Object.keys(kafkajs));
+      expect(a.offset).toBe(b.offset);
+      decoded += 1;
+    }), { numRuns: 3000 });
+    expect(decoded).toBe(3000);
   });
 });
