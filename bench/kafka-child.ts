@@ -8,7 +8,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +41,7 @@ const { values, positionals } = parseArgs({
     views: { type: 'string', default: '' },
     'window-dims': { type: 'string', default: 'all' },
     compression: { type: 'string', default: 'gzip' },
+    'alloc-prof-dir': { type: 'string', default: '' },
   },
 });
 const hasTaskset = spawnSync('taskset', ['-V']).status === 0;
@@ -113,6 +115,24 @@ async function ingest(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   return { variant: `ingest-${kind}`, events, wallSeconds: wall, cpuSeconds: cpu, extra: { okRequestsPerSecond: load.ok / load.seconds, non2xx: load.non2xx, errors: load.errors, loadgenCpu: load.cpuShare } };
 }
 
+/**
+ * V8's sampling heap profiler counting every allocation, also of objects garbage collection freed
+ * since (`--heap-prof` keeps only what is alive at the end). Returns the stop function, which gives
+ * the profile (a .heapprofile: open in Chrome DevTools, or bench/alloc-report.ts).
+ */
+async function startAllocationSampling(): Promise<() => Promise<unknown>> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<{ profile?: unknown }> =>
+    new Promise((resolve, reject) => session.post(method, params ?? {}, (err, r) => (err ? reject(err) : resolve(r as { profile?: unknown }))));
+  await post('HeapProfiler.startSampling', { samplingInterval: 32_768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  return async () => {
+    const { profile } = await post('HeapProfiler.stopSampling');
+    session.disconnect();
+    return profile;
+  };
+}
+
 /** (b) Pre-filled qoe.beacons.v1, then the processor and sink roles until the input is processed and stored. */
 async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   const limit = Number(values.events);
@@ -152,6 +172,7 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   console.error(`${kind}: ${fmtInt(records.length)} input events on the bus`);
   const t0 = performance.now();
   const c0 = cpuSeconds();
+  const allocations = values['alloc-prof-dir'] === '' ? undefined : await startAllocationSampling();
   const runtime = await startRuntime(loadConfig(env), process.env.QOE_BENCH_LOG === '1' ? createLogger('info') : silentLogger(), bus === undefined ? {} : { bus });
   // lag() is 0 before the group has its assignment: wait until every input record had an outcome.
   const processed = async (): Promise<number> => (await runtime.telemetry.processorEvents.get()).values.reduce((n, v) => n + v.value, 0);
@@ -181,6 +202,7 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
       cpu = cpuSeconds() - c0;
     }
   }
+  if (allocations !== undefined) writeFileSync(join(values['alloc-prof-dir'], `processor-${kind}.heapprofile`), JSON.stringify(await allocations()));
   const [row] = await runtime.store.query<{ n: string }>('SELECT toString(count()) AS n FROM qoe_metrics');
   await runtime.stop();
   rmSync(dataDir, { recursive: true, force: true });

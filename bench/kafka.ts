@@ -6,7 +6,7 @@
  *   npx tsx bench/kafka.ts [--part ingest,processor,freshness] [--rounds 2] [--seconds 10]
  *                          [--connections 32] [--events 150000] [--probes 30] [--cpu-prof-dir DIR]
  *                          [--period-ms 1800000] [--views N] [--window-dims all|<QOE_WINDOW_DIMENSIONS>]
- *                          [--compression gzip|none]
+ *                          [--compression gzip|none] [--alloc-prof-dir DIR]
  *
  * (a) ingest: the ingest app into the memory bus (drained by a consumer, bench/servers.ts) vs the
  *     ingest role on Kafka (lib/runtime.ts, acks=all, gzip); 20-event POSTs from bench/loadgen.ts
@@ -49,6 +49,8 @@ const { values } = parseArgs({
     'window-dims': { type: 'string', default: 'all' },
     /** QOE_KAFKA_COMPRESSION of every Kafka producer (the roles and the feed). */
     compression: { type: 'string', default: 'gzip' },
+    /** (b): write each variant's allocation profile (all allocations, bench/alloc-report.ts) into DIR. */
+    'alloc-prof-dir': { type: 'string', default: '' },
   },
 });
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -58,7 +60,8 @@ const rounds = Number(values.rounds);
 function child(variant: string, args: string[], profile = false): Promise<ChildResult> {
   const prof = profile && values['cpu-prof-dir'] !== '' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] : [];
   // The roles run with the V8 flags of `npm start` (lib/node-flags.ts), as they do in production.
-  const argv = [...NODE_FLAGS, ...prof, '--import', 'tsx', join(here, 'kafka-child.ts'), variant, ...args, '--compression', values.compression];
+  const argv = [...NODE_FLAGS, ...prof, '--import', 'tsx', join(here, 'kafka-child.ts'), variant, ...args, '--compression', values.compression,
+    ...(values['alloc-prof-dir'] === '' ? [] : ['--alloc-prof-dir', values['alloc-prof-dir']])];
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
