@@ -4,7 +4,7 @@ import type { Dims } from '../schemas/events.js';
 import { createAvroCodec, framingOf } from '../schemas/framing.js';
 import { SUM_FIELDS, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
 import { accKey, emptyPartitionState, newDirtyAccs, type PartitionCounters, type PartitionState } from './partition.js';
-import { ACTIVE_STATES, upgradeSession, type Session, type SessionState } from './session.js';
+import { ACTIVE_STATES, intern, internDims, upgradeSession, type Session, type SessionState } from './session.js';
 import { accFromJson, type AccJson } from './snapshot.js';
 
 /**
@@ -108,12 +108,12 @@ export function decodeSessionState(buf: Buffer, firedBeforeMs: number): { t: num
     return { t: j.t, s: upgradeSession(j.s) };
   }
   const r = sessionStateCodec.decode(buf);
-  const dims: Dims = { ...r.dims };
+  const dims: Dims = internDims({ ...r.dims });
   // The shape (and key order) of newSession(): the processor's hot paths see one object shape.
   const s: Session = {
     id: r.id, state: r.state, started: r.started, attemptTsMs: r.attemptTsMs, sinceMs: r.sinceMs,
     extrapolatedToMs: r.extrapolatedToMs ?? Math.max(r.sinceMs, firedBeforeMs),
-    lastTsMs: r.lastTsMs, lastSeq: r.lastSeq, seenBelow: r.seenBelow, dims, dimsKey: dimsKey(dims), bitrateKbps: r.bitrateKbps,
+    lastTsMs: r.lastTsMs, lastSeq: r.lastSeq, seenBelow: r.seenBelow, dims, dimsKey: intern(dimsKey(dims)), bitrateKbps: r.bitrateKbps,
     droppedFrames: r.droppedFrames, clockOffsetMs: r.clockOffsetMs,
   };
   return { t: r.t, s };

@@ -3,7 +3,7 @@ import {
   addError, addTtfb, addVst, bitrateBucket, dimsFromKey, dimsKey, emptyAcc, isEmptyAcc, type WindowAcc,
 } from './accumulator.js';
 import {
-  ACTIVE_STATES, clockOffsetFor, correctedTs, mergeDims, newSession, observeSeq, transition,
+  ACTIVE_STATES, clockOffsetFor, correctedTs, intern, mergeDims, newSession, observeSeq, transition,
   type Session, type SessionState,
 } from './session.js';
 import { windowStartOf } from './windows.js';
@@ -198,7 +198,7 @@ export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: Sessio
   const dims = mergeDims(s.dims, e.dims, cfg.windowDims);
   if (dims !== s.dims) {
     s.dims = dims;
-    s.dimsKey = dimsKey(dims);
+    s.dimsKey = intern(dimsKey(dims));
   }
   if (e.bitrateKbps !== null) s.bitrateKbps = e.bitrateKbps;
 

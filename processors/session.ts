@@ -36,11 +36,49 @@ export interface Session {
   clockOffsetMs: number;
 }
 
+/** Most distinct strings the intern pool holds; at the bound it starts over (see intern). */
+export const INTERN_POOL_MAX = 65_536;
+const internPool = new Map<string, string>();
+
+/**
+ * One shared copy of equal dimension values and dims keys. Each decoded event brings fresh strings;
+ * a session kept those of its first event, so 500,000 sessions on one CDN held 500,000 copies of
+ * "cdn-a" (and of 12 other values and a ~100-byte key). Only what a session keeps is interned (at
+ * its start, when a dimension changes, on restore), not every event. At INTERN_POOL_MAX distinct
+ * strings the pool is cleared: values seen since are shared again, older copies stay as they are.
+ */
+export function intern(s: string): string {
+  const shared = internPool.get(s);
+  if (shared !== undefined) return shared;
+  if (internPool.size >= INTERN_POOL_MAX) internPool.clear();
+  internPool.set(s, s);
+  return s;
+}
+
+export const internPoolSize = (): number => internPool.size;
+
+/** `dims` with every value interned (mutates and returns it: call on a fresh object). */
+export function internDims(dims: Dims): Dims {
+  for (let i = 0; i < DIMENSIONS.length; i++) {
+    const k = DIMENSIONS[i] as Dimension;
+    dims[k] = intern(dims[k]);
+  }
+  return dims;
+}
+
+/** A session read from a checkpoint or changelog, with its dims and key interned (dims replaced, not mutated). */
+export function internSession(s: Session): Session {
+  s.dims = internDims({ ...s.dims });
+  // Checkpoints written before the key was cached have none.
+  s.dimsKey = intern(typeof s.dimsKey === 'string' ? s.dimsKey : dimsKey(s.dims));
+  return s;
+}
+
 export function newSession(id: string, dims: Dims, tsMs: number, clockOffsetMs: number, kept: readonly Dimension[] = DIMENSIONS): Session {
-  const own = kept === DIMENSIONS ? { ...dims } : mergeDims(emptyDims(), dims, kept);
+  const own = kept === DIMENSIONS ? internDims({ ...dims }) : mergeDims(emptyDims(), dims, kept);
   return {
     id, state: 'init', started: false, attemptTsMs: null, sinceMs: tsMs, extrapolatedToMs: tsMs, lastTsMs: tsMs, lastSeq: -1, seenBelow: 0,
-    dims: own, dimsKey: dimsKey(own), bitrateKbps: 0, droppedFrames: 0, clockOffsetMs,
+    dims: own, dimsKey: intern(dimsKey(own)), bitrateKbps: 0, droppedFrames: 0, clockOffsetMs,
   };
 }
 
@@ -148,7 +186,7 @@ export function mergeDims(base: Dims, from: Dims, kept: readonly Dimension[] = D
     const v = from[k];
     if (v !== '' && v !== base[k]) {
       out ??= { ...base };
-      out[k] = v;
+      out[k] = intern(v);
     }
   }
   return out ?? base;

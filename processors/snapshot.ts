@@ -2,7 +2,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { emptyAcc, type WindowAcc } from './accumulator.js';
 import type { PartitionState } from './partition.js';
-import { upgradeSession, type Session } from './session.js';
+import { internSession, upgradeSession, type Session } from './session.js';
 
 /**
  * Processor state checkpoints. The embedded runtime writes one file per input partition on a graceful
@@ -56,7 +56,7 @@ export function deserializePartition(j: unknown): PartitionState {
   const o = j as { sessions: Session[]; open: TableJson; corrections: TableJson; firedBeforeMs?: number | null; closedBeforeMs: number | null; counters: PartitionState['counters'] };
   const closedBeforeMs = o.closedBeforeMs ?? -Infinity;
   return {
-    sessions: new Map(o.sessions.map((s) => [s.id, upgradeSession(s)])),
+    sessions: new Map(o.sessions.map((s) => [s.id, internSession(upgradeSession(s))])),
     open: tableFromJson(o.open),
     corrections: tableFromJson(o.corrections),
     // A checkpoint from before on-time firing: nothing fired beyond what had closed.
