@@ -121,9 +121,9 @@ export async function postLoop(
 }
 
 /**
- * Every (sessionId#seq) on the topic with how many times it occurs: a read_committed kafkajs
- * consumer in a throwaway group reads every partition from the start to the end offsets taken first
- * (independent of lib/bus, the code under test).
+ * Every (sessionId#seq) on the topic with how many times it occurs (at how many offsets): a
+ * read_committed kafkajs consumer in a throwaway group reads every partition from the start to the
+ * end offsets taken first (independent of lib/bus, the code under test).
  */
 export async function readBeaconKeys(brokers: string[], topic: string, timeoutMs = 60_000): Promise<Map<string, number>> {
   const kafka = new Kafka({ clientId: 'qoe-test-reader', brokers, logLevel: logLevel.NOTHING });
@@ -136,6 +136,10 @@ export async function readBeaconKeys(brokers: string[], topic: string, timeoutMs
     await admin.disconnect();
   }
   const counts = new Map<string, number>();
+  // A consumer group re-delivers what it read since its last commit after a rebalance (this one never
+  // commits): each record is counted once by its position, so only a record written twice counts twice.
+  const read = new Set<string>();
+  let redelivered = 0;
   const next = new Map<number, number>([...ends.keys()].map((p) => [p, 0]));
   const done = (): boolean => [...ends].every(([p, end]) => (next.get(p) ?? 0) >= end);
   if (done()) return counts;
@@ -149,8 +153,11 @@ export async function readBeaconKeys(brokers: string[], topic: string, timeoutMs
       autoCommit: false,
       eachBatch: async ({ batch }) => {
         for (const m of batch.messages) {
-          next.set(batch.partition, Number(m.offset) + 1);
-          if (m.value === null) continue;
+          next.set(batch.partition, Math.max(next.get(batch.partition) ?? 0, Number(m.offset) + 1));
+          const at = `${batch.partition}:${m.offset}`;
+          if (read.has(at)) redelivered += 1;
+          if (m.value === null || read.has(at)) continue;
+          read.add(at);
           const e = decodeSessionEvent(m.value);
           const k = `${e.sessionId}#${e.seq}`;
           counts.set(k, (counts.get(k) ?? 0) + 1);
@@ -166,6 +173,7 @@ export async function readBeaconKeys(brokers: string[], topic: string, timeoutMs
   } finally {
     await consumer.disconnect();
   }
+  if (redelivered > 0) console.log(`reading ${topic}: the consumer delivered ${redelivered} records a second time (counted once)`);
   return counts;
 }
 
