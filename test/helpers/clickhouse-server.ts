@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll } from 'vitest';
 import { dockerEngineReachable } from './testcontainers.js';
+import { freePort } from './ports.js';
 
 /**
  * Runs Debian's clickhouse-server (18.16, apt package `clickhouse-server`) for a test file: its own
@@ -60,18 +60,6 @@ export function clickhouseServerSkipReason(): string | undefined {
   const reason = `clickhouse-server not found (${CANDIDATES.join(', ')}): ${PACKAGE_HINT}`;
   if (servicesRequired()) throw new Error(`QOE_REQUIRE_SERVICES is set but ${reason}`);
   return reason;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function configXml(dir: string, ports: { http: number; tcp: number; interserver: number }): string {

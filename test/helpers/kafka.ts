@@ -1,13 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { projectPath } from '../../lib/paths.js';
 import { dockerEngineReachable } from './testcontainers.js';
+import { freePort } from './ports.js';
 
 /**
  * Real Apache Kafka brokers for integration tests, run from the Maven Central jars that
@@ -84,18 +84,6 @@ export function kafkaSkipReason(): string | undefined {
   if (missing === undefined) return undefined;
   if (servicesRequired()) throw new Error(`QOE_REQUIRE_SERVICES is set but ${missing}`);
   return missing;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /**
@@ -208,6 +196,14 @@ async function format(libs: string, node: Node, id: string): Promise<void> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+function logSays(file: string, text: string): boolean {
+  try {
+    return readFileSync(file, 'utf8').includes(text);
+  } catch {
+    return false;
+  }
+}
+
 /** Until the broker answers metadata requests and lists itself (registered and unfenced). */
 async function waitReady(node: Node, expectBrokers: number): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -269,7 +265,7 @@ async function startKafkaInDocker(size: 1 | 3, t0: number): Promise<KafkaCluster
   };
 }
 
-export async function startKafka(opts: { brokers: 1 | 3 }): Promise<KafkaCluster> {
+export async function startKafka(opts: { brokers: 1 | 3 }, attempt = 1): Promise<KafkaCluster> {
   const t0 = Date.now();
   if (dockerEngineReachable()) return startKafkaInDocker(opts.brokers, t0);
   const { libs, missing } = resolveLibs();
@@ -319,6 +315,12 @@ export async function startKafka(opts: { brokers: 1 | 3 }): Promise<KafkaCluster
     await Promise.all(nodes.map((n) => waitReady(n, size)));
   } catch (err) {
     await Promise.all(nodes.map((n) => stopNode(n, 'SIGKILL')));
+    // Another process took a chosen port before the broker bound it (helpers/ports.ts): new ports.
+    if (attempt < 3 && nodes.some((n) => logSays(n.log, 'Address already in use'))) {
+      console.warn(`kafka: a port was taken before a broker bound it (${nodes.map((n) => n.log).join(', ')}); starting again on new ports`);
+      await rm(dir, { recursive: true, force: true });
+      return startKafka(opts, attempt + 1);
+    }
     console.error(`kafka startup failed; broker logs: ${nodes.map((n) => n.log).join(', ')}`);
     throw err;
   }
