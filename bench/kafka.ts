@@ -9,7 +9,7 @@
  *                          [--compression gzip|none] [--alloc-prof-dir DIR]
  *
  * (a) ingest: the ingest app into the memory bus (drained by a consumer, bench/servers.ts) vs the
- *     ingest role on Kafka (lib/runtime.ts, acks=all, gzip); 20-event POSTs from bench/loadgen.ts
+ *     ingest role on Kafka (lib/runtime.ts, acks=all, gzip or --compression); 20-event POSTs from bench/loadgen.ts
  *     (pinned to CPU 1 with taskset). The broker's CPU is not in the figure (printed apart).
  * (b) processor: `--events` simulated events pre-filled on qoe.beacons.v1, then the processor and
  *     sink roles until the input is processed and stored: memory bus → chDB vs Kafka (transactions,

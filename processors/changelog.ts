@@ -4,7 +4,7 @@ import type { Dims } from '../schemas/events.js';
 import { createAvroCodec, framingOf } from '../schemas/framing.js';
 import { SUM_FIELDS, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
 import { accKey, emptyPartitionState, newDirtyAccs, type PartitionCounters, type PartitionState } from './partition.js';
-import { ACTIVE_STATES, intern, internDims, upgradeSession, type Session, type SessionState } from './session.js';
+import { ACTIVE_STATES, intern, internDims, internSession, upgradeSession, type Session, type SessionState } from './session.js';
 import { accFromJson, type AccJson } from './snapshot.js';
 
 /**
@@ -105,7 +105,7 @@ export function encodeSessionState(s: Session, t: number, firedBeforeMs: number)
 export function decodeSessionState(buf: Buffer, firedBeforeMs: number): { t: number; s: Session } {
   if (framingOf(buf) === undefined) {
     const j = JSON.parse(buf.toString('utf8')) as { t: number; s: Session };
-    return { t: j.t, s: upgradeSession(j.s) };
+    return { t: j.t, s: internSession(upgradeSession(j.s)) };
   }
   const r = sessionStateCodec.decode(buf);
   const dims: Dims = internDims({ ...r.dims });

@@ -124,7 +124,8 @@ function attribute(
   state: SessionState, dims: Dims, bitrateKbps: number, sign: 1 | -1, key = dimsKey(dims),
 ): void {
   if (!ACTIVE_STATES.has(state) || toMs <= fromMs) return;
-  // The pieces of splitInterval (windows.ts), walked without building them: this runs for every event.
+  // [fromMs, toMs) split at window boundaries, each millisecond in exactly one piece; walked without
+  // building the pieces (this runs for every event).
   for (let start = fromMs; start < toMs; ) {
     const w = windowStartOf(start, cfg.windowMs);
     const end = Math.min(toMs, w + cfg.windowMs);

@@ -275,11 +275,6 @@ export function takeWithin(sizes: readonly number[], maxBytes: number): number {
 }
 
 /**
- * kafkajs's DefaultPartitioner (murmur2 of the key, as the Java client), writing the partition it
- * chose into the message, so a re-send goes to the same partition and the caller knows which
- * partitions a batch touched.
- */
-/**
  * Kafka's murmur2 (the Java client's `Utils.murmur2`, which kafkajs's DefaultPartitioner ports) in
  * 32-bit integer arithmetic, as Java computes it. kafkajs's port computes it with 64-bit Long
  * objects (several BigInts per 4 key bytes) and keeps the low 32 bits: the same value, tested
@@ -308,6 +303,11 @@ export function murmur2(key: Buffer | string): number {
   return h | 0;
 }
 
+/**
+ * kafkajs's DefaultPartitioner (murmur2 of the key, as the Java client), writing the partition it
+ * chose into the message, so a re-send goes to the same partition and the caller knows which
+ * partitions a batch touched.
+ */
 export const pinningPartitioner: ICustomPartitioner = () => {
   const base = Partitioners.DefaultPartitioner();
   return (args) => {
@@ -322,7 +322,7 @@ export const pinningPartitioner: ICustomPartitioner = () => {
       return partition;
     }
     const partition = base(args);
-    (args.message as { partition?: number }).partition = partition;
+    message.partition = partition;
     return partition;
   };
 };
