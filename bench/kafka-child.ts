@@ -40,7 +40,7 @@ const { values, positionals } = parseArgs({
     'period-ms': { type: 'string', default: '1800000' },
     views: { type: 'string', default: '' },
     'window-dims': { type: 'string', default: 'all' },
-    compression: { type: 'string', default: 'gzip' },
+    compression: { type: 'string', default: 'lz4' },
     'alloc-prof-dir': { type: 'string', default: '' },
   },
 });

@@ -6,10 +6,10 @@
  *   npx tsx bench/kafka.ts [--part ingest,processor,freshness] [--rounds 2] [--seconds 10]
  *                          [--connections 32] [--events 150000] [--probes 30] [--cpu-prof-dir DIR]
  *                          [--period-ms 1800000] [--views N] [--window-dims all|<QOE_WINDOW_DIMENSIONS>]
- *                          [--compression gzip|none] [--alloc-prof-dir DIR]
+ *                          [--compression lz4|gzip|none] [--alloc-prof-dir DIR]
  *
  * (a) ingest: the ingest app into the memory bus (drained by a consumer, bench/servers.ts) vs the
- *     ingest role on Kafka (lib/runtime.ts, acks=all, gzip or --compression); 20-event POSTs from bench/loadgen.ts
+ *     ingest role on Kafka (lib/runtime.ts, acks=all, lz4 or --compression); 20-event POSTs from bench/loadgen.ts
  *     (pinned to CPU 1 with taskset). The broker's CPU is not in the figure (printed apart).
  * (b) processor: `--events` simulated events pre-filled on qoe.beacons.v1, then the processor and
  *     sink roles until the input is processed and stored: memory bus → chDB vs Kafka (transactions,
@@ -48,7 +48,7 @@ const { values } = parseArgs({
     /** (b): QOE_WINDOW_DIMENSIONS of the processor. */
     'window-dims': { type: 'string', default: 'all' },
     /** QOE_KAFKA_COMPRESSION of every Kafka producer (the roles and the feed). */
-    compression: { type: 'string', default: 'gzip' },
+    compression: { type: 'string', default: 'lz4' },
     /** (b): write each variant's allocation profile (all allocations, bench/alloc-report.ts) into DIR. */
     'alloc-prof-dir': { type: 'string', default: '' },
   },

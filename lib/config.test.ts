@@ -18,8 +18,9 @@ describe('loadConfig', () => {
 
   it('selects the distributed adapters from their env vars', () => {
     const c = loadConfig({ QOE_KAFKA_BROKERS: 'a:9092, b:9092', QOE_CLICKHOUSE_URL: 'http://ch:8123', QOE_ROLES: 'ingest,sink' });
-    expect(c.bus).toMatchObject({ kind: 'kafka', brokers: ['a:9092', 'b:9092'], compression: 'gzip' });
+    expect(c.bus).toMatchObject({ kind: 'kafka', brokers: ['a:9092', 'b:9092'], compression: 'lz4' });
     expect(loadConfig({ QOE_KAFKA_COMPRESSION: 'none' }).bus.compression).toBe('none');
+    expect(loadConfig({ QOE_KAFKA_COMPRESSION: 'gzip' }).bus.compression).toBe('gzip');
     expect(c.store.kind).toBe('clickhouse');
     expect([...c.roles]).toEqual(['ingest', 'sink']);
   });
@@ -29,7 +30,7 @@ describe('loadConfig', () => {
     ['QOE_TRUST_PROXY', 'maybe'], ['QOE_CLICKHOUSE_DATABASE', 'x;drop'], ['QOE_SCHEMA_REGISTRY_URL', 'registry:8081'],
     ['QOE_SCHEMA_REGISTRY_URL', 'ftp://registry:8081'], ['QOE_SCHEMA_REGISTRY_URL', 'http://registry:8081/?x=1'],
     ['QOE_WINDOW_DIMENSIONS', 'cdn,country,ip'], ['QOE_WINDOW_DIMENSIONS', 'cdn,asn'], ['QOE_WINDOW_DIMENSIONS', ' , '],
-    ['QOE_KAFKA_COMPRESSION', 'lz4'],
+    ['QOE_KAFKA_COMPRESSION', 'zstd'], ['QOE_KAFKA_COMPRESSION', 'LZ4'],
   ])('fails fast on %s=%s, naming the variable', (name, value) => {
     let err: unknown;
     try {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import { KAFKA_COMPRESSIONS, type KafkaCompression } from './bus/types.js';
 import { QoeError } from './errors.js';
 import { DIMENSIONS, dimensionNamed, type Dimension } from '../schemas/events.js';
 import { parseSteeringEnv, STEERING_ENV, type SteeringConfig } from '../steering/config.js';
@@ -24,7 +25,7 @@ export const CONFIG_SPEC = {
   dataDir: { env: 'QOE_DATA_DIR', default: './data', doc: 'embedded runtime: chDB data and processor checkpoints' },
   roles: { env: 'QOE_ROLES', default: 'all', doc: 'comma list of ingest, processor, sink, detector, or all' },
   kafkaBrokers: { env: 'QOE_KAFKA_BROKERS', default: '', doc: 'comma list host:port; set = Kafka bus, unset = in-memory bus' },
-  kafkaCompression: { env: 'QOE_KAFKA_COMPRESSION', default: 'gzip', doc: 'compression of the record batches qoe-stream produces to Kafka: gzip or none (none: less CPU per record, more network and broker disk; kafkajs has no other built-in codec)' },
+  kafkaCompression: { env: 'QOE_KAFKA_COMPRESSION', default: 'lz4', doc: 'compression of the record batches qoe-stream produces to Kafka: lz4, gzip or none (lz4: a tenth of gzip\'s CPU for ~1.4× its bytes; none: no CPU, several times the network and broker disk)' },
   schemaRegistryUrl: { env: 'QOE_SCHEMA_REGISTRY_URL', default: '', doc: 'http(s)://[user:pass@]host:port[/path] of a Confluent-compatible schema registry; set = Confluent framing (magic 0 + schema id) on Avro topics, unset = Avro single-object encoding' },
   clickhouseUrl: { env: 'QOE_CLICKHOUSE_URL', default: '', doc: 'http(s)://user:pass@host:8123; set = ClickHouse server, unset = chDB' },
   clickhouseDatabase: { env: 'QOE_CLICKHOUSE_DATABASE', default: 'qoe', doc: 'database holding the qoe_* tables' },
@@ -64,7 +65,7 @@ export interface Config {
   http: { port: number; host: string; bodyLimitBytes: number; corsOrigins: string[] | '*'; trustProxy: boolean };
   roles: ReadonlySet<Role>;
   dataDir: string;
-  bus: { kind: 'memory' | 'kafka'; brokers: string[]; partitions: number; maxBacklog: number; compression: 'gzip' | 'none' };
+  bus: { kind: 'memory' | 'kafka'; brokers: string[]; partitions: number; maxBacklog: number; compression: KafkaCompression };
   /** url '' = no registry: Avro single-object encoding. */
   schemaRegistry: { url: string };
   store: { kind: 'chdb' | 'clickhouse'; url: string; database: string; dataDir: string };
@@ -126,9 +127,10 @@ function list(s: string): string[] {
   return s.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
 }
 
-function compression(s: string): 'gzip' | 'none' {
-  if (s === 'gzip' || s === 'none') return s;
-  throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_KAFKA_COMPRESSION=${s}: expected gzip or none`);
+function compression(s: string): KafkaCompression {
+  const c = KAFKA_COMPRESSIONS.find((k) => k === s);
+  if (c !== undefined) return c;
+  throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_KAFKA_COMPRESSION=${s}: expected ${KAFKA_COMPRESSIONS.join(', ')}`);
 }
 
 function parseRoles(s: string): Set<Role> {

@@ -18,18 +18,20 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 version="${QOE_KAFKA_VERSION:-4.4.0}"
 cache="${QOE_CACHE_DIR:-$HOME/.cache/qoe-stream}/kafka-$version"
 libs="$cache/libs"
+# The cache is complete for one version of kafka/pom.xml: a changed POM (another jar) fetches again.
+complete="$cache/.complete-$(sha256sum "$here/kafka/pom.xml" | cut -c1-16)"
 heap="${KAFKA_HEAP:--Xmx512m}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
 fetch() {
-  if [[ -f "$cache/.complete" ]]; then echo "$libs"; return; fi
+  if [[ -f "$complete" ]]; then echo "$libs"; return; fi
   command -v mvn >/dev/null || die "mvn (Maven) is not installed; it is needed once to fetch the Kafka jars"
   mkdir -p "$cache"
   # Two test files may start at once: one fetches, the other waits for it.
   exec 9>"$cache/.lock"
   flock 9
-  if [[ ! -f "$cache/.complete" ]]; then
+  if [[ ! -f "$complete" ]]; then
     local tmp="$cache/libs.tmp.$$"
     rm -rf "$tmp"
     echo "kafka.sh: fetching org.apache.kafka:kafka_2.13:$version and its dependencies" >&2
@@ -38,7 +40,7 @@ fetch() {
       || { rm -rf "$tmp"; die "mvn could not fetch Kafka $version (see the output above)"; }
     rm -rf "$libs"
     mv "$tmp" "$libs"
-    touch "$cache/.complete"
+    touch "$complete"
   fi
   flock -u 9
   echo "$libs"
@@ -47,7 +49,7 @@ fetch() {
 JAVA=()
 java_cmd() { # fills JAVA with the java command line up to the main class
   command -v java >/dev/null || die "java (17+) is not installed"
-  [[ -f "$cache/.complete" ]] || fetch >/dev/null
+  [[ -f "$complete" ]] || fetch >/dev/null
   JAVA=(java "$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
     -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" -cp "$libs/*")
 }
@@ -122,7 +124,7 @@ start_cluster() {
 
 case "${1:-}" in
   fetch) fetch ;;
-  libs) [[ -f "$cache/.complete" ]] && echo "$libs" || exit 1 ;;
+  libs) [[ -f "$complete" ]] && echo "$libs" || exit 1 ;;
   start-single) (( $# == 3 )) || die "usage: $0 start-single <dir> <port>"; start_single "$2" "$3" ;;
   start-cluster) (( $# == 5 )) || die "usage: $0 start-cluster <dir> <port1> <port2> <port3>"; start_cluster "$2" "$3" "$4" "$5" ;;
   *) sed -n '2,14p' "$0" >&2; exit 2 ;;

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { lz4Codec } from '../lib/bus/kafka-codecs.js';
 import { createKafkaBus } from '../lib/bus/kafka.js';
 import { partitionForKey } from '../lib/bus/partitioner.js';
-import type { Bus, BusConsumer, BusRecord, TopicPartition } from '../lib/bus/types.js';
+import { KAFKA_COMPRESSIONS, type Bus, type BusConsumer, type BusRecord, type TopicPartition } from '../lib/bus/types.js';
 import { isQoeError } from '../lib/errors.js';
 import { silentLogger } from '../lib/logger.js';
 import { kafkaSkipReason, startKafka, type KafkaCluster } from './helpers/kafka.js';
@@ -116,6 +117,49 @@ describe.skipIf(skip !== undefined)('kafka bus (real broker)', () => {
       expect(got.map((r) => r.key)).toEqual(payloads.map((_, i) => `${prefix}${i}`));
       expect(got.every((r, i) => r.value.equals(payloads[i] as Buffer))).toBe(true);
     }
+  });
+
+  it.each(KAFKA_COMPRESSIONS)('compression %s: the broker stores the codec, Kafka\'s own reader and ours get every record back', async (compression) => {
+    const topic = uid(`codec-${compression}`);
+    await bus.createTopics([{ topic, partitions: 1 }]);
+    const writer = createKafkaBus({ brokers: brokers(), clientId: uid('qoe-test-codec'), log: silentLogger(), compression });
+    const spy = vi.spyOn(lz4Codec, 'compress');
+    // Compressible text, non-ASCII bytes, and a 300 kB record (several 64 kB LZ4 blocks in one frame).
+    const values = [
+      ...Array.from({ length: 400 }, (_, i) => `{"sessionId":"s-${i % 37}","cdn":"cdn-${i % 3}","country":"DE","n":${i},"note":"Grüße ✓"}`),
+      `big:${'abcdefgh'.repeat(20_000)}${randomBytes(140_000).toString('hex')}`,
+    ];
+    try {
+      const p = writer.producer();
+      await p.send(topic, values.slice(0, 200).map((v, i) => ({ key: `k${i}`, value: value(v), partition: 0 })));
+      await p.send(topic, values.slice(200).map((v, i) => ({ key: `k${200 + i}`, value: value(v), partition: 0 })));
+      await p.close();
+      const tx = writer.producer({ transactionalId: uid('tx') });
+      await tx.sendWithOffsets([{ topic, messages: [{ key: 'tx', value: value('in a transaction'), partition: 0 }] }], uid('g'), []);
+      await tx.close();
+    } finally {
+      await writer.close();
+    }
+    expect(spy.mock.calls.length > 0).toBe(compression === 'lz4');
+    spy.mockRestore();
+    const expected = [...values, 'in a transaction'];
+
+    const { consumer, records } = collect([topic]);
+    await consumer.run({ eachBatch: async (b) => void records.push(...b.records) });
+    await waitFor(`${expected.length} records`, () => records.length >= expected.length);
+    expect(records.map((r) => r.value.toString('utf8'))).toEqual(expected);
+
+    const dump = await (cluster as KafkaCluster).dumpLog(0, topic, 0);
+    const batches = dump.split('\n').filter((l) => l.startsWith('baseOffset:'));
+    expect(batches.length).toBeGreaterThanOrEqual(3);
+    for (const b of batches) {
+      // The commit marker of the transaction is a control batch, never compressed.
+      const codec = / isControl: true /.test(b) ? 'none' : compression;
+      expect(b).toContain(`compresscodec: ${codec}`);
+      expect(b).toContain('isvalid: true');
+    }
+    const payloads = dump.split('\n').filter((l) => l.startsWith('| offset:') && !l.includes('endTxnMarker')).map((l) => l.replace(/^.* payload: /, ''));
+    expect(payloads).toEqual(expected);
   });
 
   it('sendWithOffsets is atomic: an aborted transaction leaves nothing for read_committed readers', async () => {

@@ -1,17 +1,19 @@
 import './kafkajs-patches.js';
 import { randomUUID } from 'node:crypto';
 import type { ICustomPartitioner, Kafka, Producer, RecordMetadata, Transaction } from 'kafkajs';
-import { CompressionTypes, Partitioners } from 'kafkajs';
+import { Partitioners } from 'kafkajs';
+import type { CompressionTypes } from 'kafkajs';
+import { compressionType } from './kafka-codecs.js';
 import { QoeError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { BusMessage, BusProducer, OffsetCommit, TopicMessages } from './types.js';
+import type { BusMessage, BusProducer, KafkaCompression, OffsetCommit, TopicMessages } from './types.js';
 import { busError, createSerial, groupPartitions, mergeByTopic, messageBytes, splitIntoRequests } from './kafka-shared.js';
 
 export interface KafkaProducerDeps {
   kafka: Kafka;
   log: Logger;
   clientId: string;
-  compression: 'none' | 'gzip';
+  compression: KafkaCompression;
   /**
    * Largest record batch per partition (bytes before compression, see splitIntoRequests); more goes
    * in further requests. Also how much of the queue one plain request takes (takeWithin).
@@ -82,7 +84,7 @@ interface Waiter {
  * aborts whatever the old one left open).
  */
 export function createKafkaProducer(deps: KafkaProducerDeps): BusProducer {
-  const compression = deps.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+  const compression = compressionType(deps.compression);
   const sendOpts = { compression, timeout: deps.requestTimeoutMs, maxBatchBytes: deps.maxBatchBytes };
   let plain: Promise<Producer> | undefined;
   let transactional: Promise<Producer> | undefined;

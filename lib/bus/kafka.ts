@@ -1,9 +1,10 @@
 import './kafkajs-patches.js';
+import './kafka-codecs.js';
 import type { Admin } from 'kafkajs';
 import { Kafka } from 'kafkajs';
 import { QoeError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Bus, BusConsumer, BusProducer, TopicSpec } from './types.js';
+import type { Bus, BusConsumer, BusProducer, KafkaCompression, TopicSpec } from './types.js';
 import { createKafkaConsumer } from './kafka-consumer.js';
 import { createKafkaProducer } from './kafka-producer.js';
 import { readKafkaPartition } from './kafka-reader.js';
@@ -23,8 +24,8 @@ export interface KafkaBusOptions {
   log: Logger;
   /** For topics whose spec has none. Default: min(3, brokers in the cluster). */
   replicationFactor?: number;
-  /** Record batch compression. Default 'gzip' (built into kafkajs; others need codecs). */
-  compression?: 'none' | 'gzip';
+  /** Record batch compression (lib/bus/kafka-codecs.ts). Default 'lz4'. */
+  compression?: KafkaCompression;
   /**
    * Largest record batch the producer sends to one partition, in bytes before compression (key +
    * value + 40 per record); larger sends go out as several requests. Default 1000000: under the
@@ -156,7 +157,7 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
           kafka,
           log,
           clientId: opts.clientId,
-          compression: opts.compression ?? 'gzip',
+          compression: opts.compression ?? 'lz4',
           maxBatchBytes: opts.maxBatchBytes ?? 1_000_000,
           maxQueuedMessages: opts.maxQueuedMessages ?? 100_000,
           retries,

@@ -10,6 +10,10 @@
  * - `sendWithOffsets` makes output records and the input offsets visible atomically (Kafka transaction).
  */
 
+/** Record batch compression on Kafka (`QOE_KAFKA_COMPRESSION`; codecs in lib/bus/kafka-codecs.ts). */
+export type KafkaCompression = 'none' | 'gzip' | 'lz4';
+export const KAFKA_COMPRESSIONS: readonly KafkaCompression[] = ['lz4', 'gzip', 'none'];
+
 export interface BusMessage {
   key: string;
   value: Buffer;

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +39,12 @@ export interface KafkaCluster {
   /** Starts a stopped broker again with its data and ports, waits until it serves. */
   startBroker(i: number): Promise<void>;
   kill9Broker(i: number): Promise<void>;
+  /**
+   * Kafka's own reading of broker i's log of one topic partition: `kafka-dump-log`
+   * (DumpLogSegments) with --deep-iteration --print-data-log, i.e. every batch's header (offsets,
+   * `compresscodec`) and every record's payload as the broker's Java code decodes it.
+   */
+  dumpLog(i: number, topic: string, partition: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -258,6 +264,7 @@ async function startKafkaInDocker(size: 1 | 3, t0: number): Promise<KafkaCluster
     stopBroker: (i) => cluster.stopBroker(i),
     startBroker: (i) => cluster.startBroker(i),
     kill9Broker: (i) => cluster.kill9Broker(i),
+    dumpLog: (i, topic, partition) => cluster.dumpLog(i, topic, partition),
     async stop() {
       await cluster.stop();
       await rm(dir, { recursive: true, force: true });
@@ -333,6 +340,14 @@ export async function startKafka(opts: { brokers: 1 | 3 }, attempt = 1): Promise
     logFile: (i) => nodeAt(i).log,
     stopBroker: (i) => stopNode(nodeAt(i), 'SIGTERM'),
     kill9Broker: (i) => stopNode(nodeAt(i), 'SIGKILL'),
+    async dumpLog(i, topic, partition) {
+      nodeAt(i);
+      const dirOf = join(dir, `data-${i}`, `${topic}-${partition}`);
+      const files = readdirSync(dirOf).filter((f) => f.endsWith('.log')).sort().map((f) => join(dirOf, f));
+      const r = spawnSync('java', javaArgs(libs, 'org.apache.kafka.tools.DumpLogSegments', ['--deep-iteration', '--print-data-log', '--files', files.join(',')]), { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+      if (r.status !== 0) throw new Error(`DumpLogSegments exited with ${r.status}: ${r.stderr}`);
+      return r.stdout;
+    },
     async startBroker(i) {
       const n = nodeAt(i);
       if (n.proc !== undefined) return;

@@ -47,6 +47,7 @@ export interface ContainerKafka {
   kill9Broker(i: number): Promise<void>;
   /** Where broker i's output is: `docker logs <container>`. */
   logHint(i: number): string;
+  dumpLog(i: number, topic: string, partition: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -141,6 +142,12 @@ export async function startKafkaContainers(nodes: ContainerBroker[], clusterId: 
       await waitKafkaReady(brokers[i] ?? '', i + 1, 1, 120_000);
     },
     logHint: (i) => `docker logs ${at(i).getName().replace(/^\//, '')}`,
+    async dumpLog(i, topic, partition) {
+      const files = `/var/lib/kafka/data/${topic}-${partition}/*.log`;
+      const r = await at(i).exec(['bash', '-c', `/opt/kafka/bin/kafka-dump-log.sh --deep-iteration --print-data-log --files "$(ls ${files} | paste -sd,)"`]);
+      if (r.exitCode !== 0) throw new Error(`kafka-dump-log exited with ${r.exitCode}: ${r.output}`);
+      return r.output;
+    },
     async stop() {
       await Promise.allSettled(containers.map((c) => c.stop({ timeout: 0 })));
       await network.stop().catch(() => undefined);
