@@ -6,7 +6,8 @@
  */
 import { loadConfig, type Config } from '../lib/config.js';
 import { encodeMetricsRecord, toMetricsRecord } from '../processors/metrics-record.js';
-import { advance, applyEvent, emptyPartitionState, type PartitionState } from '../processors/partition.js';
+import { createTracker, diffPartition, noteTouch, type ChangelogTracker } from '../processors/changelog.js';
+import { advance, applyEvent, emptyPartitionState, newDirtyAccs, type PartitionState } from '../processors/partition.js';
 import { createWatermarkTracker, currentWatermark, observeEventTime, type WatermarkTracker } from '../processors/watermark.js';
 import { decodeSessionEvent } from '../schemas/codec.js';
 import type { SessionEvent } from '../schemas/events.js';
@@ -22,12 +23,22 @@ export interface CoreState {
   outputs: number;
   outputBytes: number;
   deadLetters: number;
+  /**
+   * With `changelog`: each partition's changelog tracker and the sessions touched since its last
+   * diff; every BATCH the state is diffed and committed as the Kafka processor's transactions do
+   * (processors/changelog.ts), so what the tracker holds is in the figures.
+   */
+  changelog?: Map<number, { tracker: ChangelogTracker; touched: Set<string> }>;
+  changelogBytes: number;
 }
 
 /** `windowDimensions`: QOE_WINDOW_DIMENSIONS (default all). */
-export function createCore(windowDimensions = 'all'): CoreState {
+export function createCore(windowDimensions = 'all', opts: { changelog?: boolean } = {}): CoreState {
   const own = windowDimensions === 'all' ? settings : loadConfig({ QOE_WINDOW_DIMENSIONS: windowDimensions }).processor;
-  return { settings: own, states: new Map(), tracker: createWatermarkTracker(), outputs: 0, outputBytes: 0, deadLetters: 0 };
+  return {
+    settings: own, states: new Map(), tracker: createWatermarkTracker(), outputs: 0, outputBytes: 0, deadLetters: 0,
+    ...(opts.changelog === true ? { changelog: new Map() } : {}), changelogBytes: 0,
+  };
 }
 
 function stateOf(core: CoreState, partition: number): PartitionState {
@@ -35,12 +46,23 @@ function stateOf(core: CoreState, partition: number): PartitionState {
   if (!ps) {
     ps = emptyPartitionState();
     core.states.set(partition, ps);
+    if (core.changelog !== undefined) {
+      // As restorePartition leaves a state: changes tracked from here on.
+      ps.dirtyAccs = newDirtyAccs();
+      ps.dirtySessions = new Set();
+      core.changelog.set(partition, { tracker: createTracker(partition), touched: new Set() });
+    }
   }
   return ps;
 }
 
-function apply(core: CoreState, partition: number, e: SessionEvent): void {
+function apply(core: CoreState, partition: number, e: SessionEvent, offset: number): void {
   const res = applyEvent(stateOf(core, partition), core.settings, e);
+  const cl = core.changelog?.get(partition);
+  if (cl !== undefined) {
+    cl.touched.add(e.sessionId);
+    if (res.kind === 'ok' || (res.kind === 'dead_letter' && res.reason === 'late')) noteTouch(cl.tracker, e.sessionId, offset);
+  }
   observeEventTime(core.tracker, partition, Math.min(e.tsMs, e.receivedAtMs + core.settings.maxClockAheadMs), e.receivedAtMs);
   if (res.kind === 'dead_letter') core.deadLetters += 1;
 }
@@ -57,6 +79,13 @@ export function advanceTo(core: CoreState, watermarkMs: number): void {
       core.outputs += 1;
       core.outputBytes += encodeMetricsRecord(toMetricsRecord(o, core.settings.windowMs, partition)).length;
     }
+    const cl = core.changelog?.get(partition);
+    if (cl !== undefined) {
+      const diff = diffPartition(ps, cl.tracker, { maxTsMs: null, sessions: cl.touched, nextOffset: null });
+      for (const m of diff.messages) core.changelogBytes += m.value.length;
+      diff.commit();
+      cl.touched.clear();
+    }
   }
 }
 
@@ -65,7 +94,7 @@ export function runEncoded(core: CoreState, records: readonly EncodedRecord[], f
   for (let i = from; i < to; i++) {
     const r = records[i];
     if (r === undefined) continue;
-    apply(core, r.partition, decodeSessionEvent(r.value));
+    apply(core, r.partition, decodeSessionEvent(r.value), i);
     if ((i + 1) % BATCH === 0) closeWindows(core, r.receivedAtMs);
   }
 }
@@ -75,7 +104,7 @@ export function runDecoded(core: CoreState, events: readonly SessionEvent[], par
   for (let i = 0; i < events.length; i++) {
     const e = events[i];
     if (e === undefined) continue;
-    apply(core, partitions[i] ?? 0, e);
+    apply(core, partitions[i] ?? 0, e, i);
     if ((i + 1) % BATCH === 0) closeWindows(core, e.receivedAtMs);
   }
 }

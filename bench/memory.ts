@@ -5,14 +5,17 @@
  * has closed — the difference divided by the live sessions is the memory per live session (its
  * Session object, its map entries and its share of the open window accumulators).
  *
- *   node --expose-gc --import tsx bench/memory.ts [--events 1000000]
+ * `--changelog`: the processor as it runs on Kafka, with its state changelog (processors/changelog.ts):
+ * every batch is diffed and committed, so the changelog tracker's memory is in the figures.
+ *
+ *   node --expose-gc --import tsx bench/memory.ts [--events 1000000] [--changelog]
  */
 import { parseArgs } from 'node:util';
 import { advanceTo, createCore, liveSessions, openWindowAccs, runEncoded, settings } from './core.js';
 import { encodeStream, simulatedStream, type EncodedRecord } from './events.js';
 import { fmt, machineLine } from './machine.js';
 
-const { values } = parseArgs({ options: { events: { type: 'string', default: '1000000' } } });
+const { values } = parseArgs({ options: { events: { type: 'string', default: '1000000' }, changelog: { type: 'boolean', default: false } } });
 const limit = Number(values.events);
 const gc = globalThis.gc;
 if (gc === undefined) throw new Error('run with node --expose-gc --import tsx bench/memory.ts');
@@ -38,7 +41,7 @@ const base = mem();
 console.log(`input: ${fmt(records.length)} Avro records held in memory (the bus's share of the figures below)`);
 console.log(`before:  ${show(base)}`);
 
-const core = createCore();
+const core = createCore('all', { changelog: values.changelog });
 const t0 = performance.now();
 runEncoded(core, records);
 const seconds = (performance.now() - t0) / 1000;
@@ -56,5 +59,5 @@ console.log(`drained (every session expired, every window closed; live sessions 
 const perSessionB = ((after.heapUsedMiB - drained.heapUsedMiB) * 2 ** 20) / Math.max(1, sessions);
 const peakMiB = process.resourceUsage().maxRSS / 1024;
 console.log(`peak RSS ${fmt(peakMiB)} MiB (includes generating the input)`);
-console.log(`RESULT memory: ${fmt(sessions)} live sessions hold ${(after.heapUsedMiB - drained.heapUsedMiB).toFixed(1)} MiB heap = ${fmt(perSessionB)} B per live session (incl. open window accumulators); rss ${base.rssMiB} → ${after.rssMiB} MiB, heapUsed ${base.heapUsedMiB} → ${after.heapUsedMiB} MiB`);
+console.log(`RESULT memory${values.changelog ? ' (with changelog)' : ''}: ${fmt(sessions)} live sessions hold ${(after.heapUsedMiB - drained.heapUsedMiB).toFixed(1)} MiB heap = ${fmt(perSessionB)} B per live session (incl. open window accumulators); rss ${base.rssMiB} → ${after.rssMiB} MiB, heapUsed ${base.heapUsedMiB} → ${after.heapUsedMiB} MiB`);
 console.log(`bound: maxSessions ${fmt(settings.maxSessions)} per partition × ${fmt(perSessionB)} B ≈ ${fmt((settings.maxSessions * perSessionB) / 2 ** 20)} MiB per partition at the bound`);

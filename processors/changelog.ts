@@ -9,8 +9,8 @@ import { accFromJson, type AccJson } from './snapshot.js';
 
 /**
  * The processor's state changelog (qoe.processor-state.v1, compacted; changelog partition p holds the
- * state of input partition p). Kafka Streams style: one record per entity, written only when it
- * changed, in the same transaction as the outputs and input offsets it goes with. Keys:
+ * state of input partition p). Kafka Streams style: one record per entity, written when the
+ * processor changed it (see ChangelogTracker), in the same transaction as the outputs and input offsets it goes with. Keys:
  * - `s:<sessionId>` → the session, and `t` = offset of the input record that last moved it to the
  *   back of the partition's session map (restore rebuilds the map in that order, so expiry and
  *   eviction scan sessions exactly as the live processor did);
@@ -166,19 +166,23 @@ export function movedSince(mark: StateMark, ps: PartitionState): boolean {
 }
 
 /**
- * What the changelog holds for one partition as of the last committed transaction. Values are kept
- * as latin1 strings (one char per byte): a Buffer of a few hundred bytes is a slice of Node's
- * shared 8 KiB pool (or of a whole fetch response, after a restore), and one long-lived value would
- * keep its whole pool alive; a string is its own exact-size heap object.
+ * What the changelog holds for one partition as of the last committed transaction: which entities
+ * have a value there (so one that is gone gets a tombstone), not the values themselves. What changed
+ * is known from the state's dirty marks (partition.ts) and the batch's sessions, each written as it
+ * is now. Keeping every committed value to compare against cost ~400 B per live session, 80 % on top
+ * of the session itself (`bench/memory.ts --changelog`), to skip rewriting the few entities an event
+ * touched without changing them (a duplicate's session).
  */
 export interface ChangelogTracker {
   readonly partition: number;
-  /** session id → committed value (latin1). */
-  sessions: Map<string, string>;
-  /** accumulator key → committed value (latin1). */
-  accs: Map<string, string>;
+  /** Keys of the accumulators the changelog holds a value for. */
+  accs: Set<string>;
   meta: string | undefined;
-  /** session id → offset of the input record that last touched it (see the module comment). */
+  /**
+   * session id → offset of the input record that last touched it (see the module comment), for
+   * every session the changelog holds or the next commit writes; removed with its tombstone. Also
+   * what tells a session that is gone from one that never was.
+   */
   touched: Map<string, number>;
 }
 
@@ -189,7 +193,7 @@ export interface ChangelogDiff {
 }
 
 export function createTracker(partition: number): ChangelogTracker {
-  return { partition, sessions: new Map(), accs: new Map(), meta: undefined, touched: new Map() };
+  return { partition, accs: new Set(), meta: undefined, touched: new Map() };
 }
 
 /** The input record at `offset` touched session `id` (applyEvent moved it to the back of the map). */
@@ -202,29 +206,28 @@ const sessionKey = (id: string): string => `s:${id}`;
 /**
  * The changelog records that bring the committed state up to `ps`. `sessions`: the ids the batch's
  * events may have changed; with `ps.dirtySessions` tracked, those advance() and evictions changed are
- * added from it (and it is cleared). 'all' compares every session: needed when dirtySessions is not
+ * added from it (and it is cleared). 'all' writes every session: needed when dirtySessions is not
  * tracked and a boundary moved or a session was evicted (movedSince), since expiry and
- * extrapolation change sessions no event named.
+ * extrapolation change sessions no event named. Likewise every accumulator when `ps.dirtyAccs` is
+ * not tracked. Each entity named is written as it is now (a tombstone if it is gone and the changelog
+ * holds it).
  */
 export function diffPartition(
   ps: PartitionState, t: ChangelogTracker, opts: { maxTsMs: number | null; sessions: Iterable<string> | 'all'; nextOffset: number | null },
 ): ChangelogDiff {
   const partition = t.partition;
-  const changes: Array<{ kind: 'session' | 'acc'; id: string; key: string; value: Buffer | null; text: string }> = [];
+  const changes: Array<{ kind: 'session' | 'acc'; id: string; key: string; value: Buffer | null }> = [];
   const diffSession = (id: string): void => {
     const s = ps.sessions.get(id);
-    const before = t.sessions.get(id);
     if (s === undefined) {
-      if (before !== undefined) changes.push({ kind: 'session', id, key: sessionKey(id), value: null, text: '' });
+      if (t.touched.has(id)) changes.push({ kind: 'session', id, key: sessionKey(id), value: null });
       return;
     }
-    const value = encodeSessionState(s, t.touched.get(id) ?? -1, ps.firedBeforeMs);
-    const text = value.toString('latin1');
-    if (text !== before) changes.push({ kind: 'session', id, key: sessionKey(id), value, text });
+    changes.push({ kind: 'session', id, key: sessionKey(id), value: encodeSessionState(s, t.touched.get(id) ?? -1, ps.firedBeforeMs) });
   };
   if (opts.sessions === 'all') {
     for (const id of ps.sessions.keys()) diffSession(id);
-    for (const id of t.sessions.keys()) if (!ps.sessions.has(id)) diffSession(id);
+    for (const id of t.touched.keys()) if (!ps.sessions.has(id)) diffSession(id);
   } else {
     const ids = new Set(opts.sessions);
     if (ps.dirtySessions !== null) for (const id of ps.dirtySessions) ids.add(id);
@@ -234,12 +237,10 @@ export function diffPartition(
   const diffAcc = (table: Table, w: number, k: string, key: string): void => {
     const acc = ps[table].get(w)?.get(k);
     if (acc === undefined) {
-      if (t.accs.has(key)) changes.push({ kind: 'acc', id: key, key, value: null, text: '' });
+      if (t.accs.has(key)) changes.push({ kind: 'acc', id: key, key, value: null });
       return;
     }
-    const value = encodeWindowState(table, w, k, acc);
-    const text = value.toString('latin1');
-    if (text !== t.accs.get(key)) changes.push({ kind: 'acc', id: key, key, value, text });
+    changes.push({ kind: 'acc', id: key, key, value: encodeWindowState(table, w, k, acc) });
   };
   if (ps.dirtyAccs !== null) {
     // Only what changed since the last diff (partition.ts marks every accumulator it touches or drains).
@@ -258,7 +259,7 @@ export function diffPartition(
         }
       }
     }
-    for (const key of t.accs.keys()) if (!live.has(key)) changes.push({ kind: 'acc', id: key, key, value: null, text: '' });
+    for (const key of t.accs) if (!live.has(key)) changes.push({ kind: 'acc', id: key, key, value: null });
   }
   const meta = JSON.stringify({
     v: 1, closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null,
@@ -273,10 +274,12 @@ export function diffPartition(
     commit() {
       if (metaChanged) t.meta = meta;
       for (const c of changes) {
-        const map = c.kind === 'session' ? t.sessions : t.accs;
-        if (c.value === null) map.delete(c.id);
-        else map.set(c.id, c.text);
-        if (c.kind === 'session' && c.value === null) t.touched.delete(c.id);
+        if (c.kind === 'session') {
+          if (c.value === null) t.touched.delete(c.id);
+          // Written with t = -1 (no event applied to it yet): known to the changelog all the same.
+          else if (!t.touched.has(c.id)) t.touched.set(c.id, -1);
+        } else if (c.value === null) t.accs.delete(c.id);
+        else t.accs.add(c.id);
       }
     },
   };
@@ -319,14 +322,13 @@ export function restorePartition(partition: number, records: readonly BusRecord[
     if (key.startsWith('s:')) {
       const rec = decodeSessionState(buf, state.firedBeforeMs);
       sessions.push(rec);
-      tracker.sessions.set(rec.s.id, buf.toString('latin1'));
       tracker.touched.set(rec.s.id, rec.t);
     } else if (key.startsWith('a:')) {
       const rec = decodeWindowState(buf);
       let byDims = state[rec.table].get(rec.w);
       if (byDims === undefined) state[rec.table].set(rec.w, (byDims = new Map()));
       byDims.set(rec.k, rec.acc);
-      tracker.accs.set(key, buf.toString('latin1'));
+      tracker.accs.add(key);
     }
   }
   // Least recently touched first, as applyEvent's touch() left the live map.
