@@ -162,6 +162,21 @@ describe.skipIf(skip !== undefined)('kafka bus (real broker)', () => {
     expect(payloads).toEqual(expected);
   });
 
+  it.each(['lz4', 'gzip'] as const)('reads %s batches Kafka\'s Java producer wrote', async (codec) => {
+    const topic = uid(`java-${codec}`);
+    await bus.createTopics([{ topic, partitions: 1 }]);
+    const lines = Array.from({ length: 3000 }, (_, i) => `{"n":${i},"cdn":"cdn-${i % 3}","note":"Grüße ✓ ${'x'.repeat(i % 200)}"}`);
+    await (cluster as KafkaCluster).produceWithJava(topic, lines, codec);
+    const dump = await (cluster as KafkaCluster).dumpLog(0, topic, 0);
+    const batches = dump.split('\n').filter((l) => l.startsWith('baseOffset:'));
+    expect(batches.length).toBeGreaterThan(0);
+    expect(batches.every((b) => b.includes(`compresscodec: ${codec}`))).toBe(true);
+    const { consumer, records } = collect([topic]);
+    await consumer.run({ eachBatch: async (b) => void records.push(...b.records) });
+    await waitFor(`${lines.length} records`, () => records.length >= lines.length);
+    expect(records.map((r) => r.value.toString('utf8'))).toEqual(lines);
+  });
+
   it('sendWithOffsets is atomic: an aborted transaction leaves nothing for read_committed readers', async () => {
     const out = uid('out');
     const small = uid('small');

@@ -45,6 +45,11 @@ export interface KafkaCluster {
    * `compresscodec`) and every record's payload as the broker's Java code decodes it.
    */
   dumpLog(i: number, topic: string, partition: number): Promise<string>;
+  /**
+   * Writes `lines` (one record value each, no key) to `topic` with Kafka's own Java producer
+   * (`kafka-console-producer`, acks=all) compressed with `codec`.
+   */
+  produceWithJava(topic: string, lines: string[], codec: 'none' | 'gzip' | 'lz4' | 'snappy' | 'zstd'): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -265,6 +270,7 @@ async function startKafkaInDocker(size: 1 | 3, t0: number): Promise<KafkaCluster
     startBroker: (i) => cluster.startBroker(i),
     kill9Broker: (i) => cluster.kill9Broker(i),
     dumpLog: (i, topic, partition) => cluster.dumpLog(i, topic, partition),
+    produceWithJava: (topic, lines, codec) => cluster.produceWithJava(topic, lines, codec),
     async stop() {
       await cluster.stop();
       await rm(dir, { recursive: true, force: true });
@@ -347,6 +353,11 @@ export async function startKafka(opts: { brokers: 1 | 3 }, attempt = 1): Promise
       const r = spawnSync('java', javaArgs(libs, 'org.apache.kafka.tools.DumpLogSegments', ['--deep-iteration', '--print-data-log', '--files', files.join(',')]), { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
       if (r.status !== 0) throw new Error(`DumpLogSegments exited with ${r.status}: ${r.stderr}`);
       return r.stdout;
+    },
+    async produceWithJava(topic, lines, codec) {
+      const args = ['--bootstrap-server', `127.0.0.1:${nodeAt(0).port}`, '--topic', topic, '--compression-codec', codec, '--command-property', 'acks=all'];
+      const r = spawnSync('java', javaArgs(libs, 'org.apache.kafka.tools.ConsoleProducer', args), { input: `${lines.join('\n')}\n`, encoding: 'utf8', timeout: 60_000 });
+      if (r.status !== 0) throw new Error(`ConsoleProducer exited with ${r.status}: ${r.stderr}`);
     },
     async startBroker(i) {
       const n = nodeAt(i);

@@ -48,6 +48,7 @@ export interface ContainerKafka {
   /** Where broker i's output is: `docker logs <container>`. */
   logHint(i: number): string;
   dumpLog(i: number, topic: string, partition: number): Promise<string>;
+  produceWithJava(topic: string, lines: string[], codec: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -147,6 +148,12 @@ export async function startKafkaContainers(nodes: ContainerBroker[], clusterId: 
       const r = await at(i).exec(['bash', '-c', `/opt/kafka/bin/kafka-dump-log.sh --deep-iteration --print-data-log --files "$(ls ${files} | paste -sd,)"`]);
       if (r.exitCode !== 0) throw new Error(`kafka-dump-log exited with ${r.exitCode}: ${r.output}`);
       return r.output;
+    },
+    async produceWithJava(topic, lines, codec) {
+      // exec has no stdin: the lines go in as base64 of one argument.
+      const data = Buffer.from(`${lines.join('\n')}\n`).toString('base64');
+      const r = await at(0).exec(['bash', '-c', `echo ${data} | base64 -d | /opt/kafka/bin/kafka-console-producer.sh --bootstrap-server localhost:${INTERNAL_PORT} --topic ${topic} --compression-codec ${codec} --command-property acks=all`]);
+      if (r.exitCode !== 0) throw new Error(`kafka-console-producer exited with ${r.exitCode}: ${r.output}`);
     },
     async stop() {
       await Promise.allSettled(containers.map((c) => c.stop({ timeout: 0 })));
