@@ -65,6 +65,10 @@ export const PROMETHEUS_EXPRS = {
   insertP50: 'histogram_quantile(0.5, sum by (le) (rate(qoe_sink_insert_seconds_bucket[$__rate_interval])))',
   insertP99: 'histogram_quantile(0.99, sum by (le) (rate(qoe_sink_insert_seconds_bucket[$__rate_interval])))',
   watermarkDelay: 'max(qoe_processor_watermark_delay_seconds)',
+  commitP50: 'histogram_quantile(0.5, sum by (le) (rate(qoe_processor_commit_seconds_bucket[$__rate_interval])))',
+  commitP99: 'histogram_quantile(0.99, sum by (le) (rate(qoe_processor_commit_seconds_bucket[$__rate_interval])))',
+  windowRows: 'sum(rate(qoe_processor_window_rows_total[$__rate_interval]))',
+  changelogRecords: 'sum(rate(qoe_processor_changelog_records_total[$__rate_interval]))',
   subscribers: 'sum(qoe_steering_subscribers)',
 } as const;
 
@@ -73,7 +77,7 @@ export function pipelineHealth(): Dashboard {
   const p = PROMETHEUS_EXPRS;
   const dashboard = new DashboardBuilder('QoE pipeline health')
     .uid(PIPELINE_HEALTH_UID)
-    .description('Late and dead-lettered events; ingest rate, consumer lag, insert latency, watermark delay and steering subscribers.')
+    .description('Late and dead-lettered events; ingest rate, consumer lag, insert latency, watermark delay, processor commits and output, steering subscribers.')
     .tags(['qoe-stream', 'pipeline'])
     .time({ from: 'now-1h', to: 'now' })
     .refresh('30s')
@@ -93,6 +97,10 @@ export function pipelineHealth(): Dashboard {
     .withPanel(promTimeseries('Consumer lag', 'short', [promTarget(p.busLag, '{{group}}')], 'Records appended but not yet committed.'))
     .withPanel(promTimeseries('ClickHouse insert latency', 's', [promTarget(p.insertP50, 'p50', 'A'), promTarget(p.insertP99, 'p99', 'B')]))
     .withPanel(promTimeseries('Watermark delay', 's', [promTarget(p.watermarkDelay, 'delay')], 'Wall clock minus the event-time watermark.'))
+    .withPanel(promTimeseries('Processor commit latency', 's', [promTarget(p.commitP50, 'p50', 'A'), promTarget(p.commitP99, 'p99', 'B')],
+      'One partition\'s transaction on Kafka (outputs, changelog, input offset), or the memory bus send.'))
+    .withPanel(promTimeseries('Processor output (records/s)', 'short', [promTarget(p.windowRows, 'window rows', 'A'), promTarget(p.changelogRecords, 'changelog records', 'B')],
+      'Window rows sent to qoe.metrics.v1, and state changelog records written (Kafka).'))
     .withPanel(promTimeseries('Steering WebSocket subscribers', 'short', [promTarget(p.subscribers, 'subscribers')]))
     .build();
   return withPanelIds(dashboard);

@@ -92,6 +92,13 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
       settings: config.processor,
       checkpoints: config.bus.kind === 'memory' ? createFileCheckpointStore(join(config.dataDir, 'checkpoints')) : undefined,
       onOutcome: (outcome, n) => telemetry.processorEvents.inc({ outcome }, n),
+      onCommit: (c) => {
+        telemetry.processorCommitSeconds.observe(c.seconds);
+        telemetry.processorWindowRows.inc(c.windowRows);
+        telemetry.processorChangelogRecords.inc(c.changelogRecords);
+        telemetry.processorChangelogBytes.inc(c.changelogBytes);
+      },
+      onRestore: (c) => telemetry.processorRestoreSeconds.observe(c.seconds),
     });
     await processor.start();
   }

@@ -5,7 +5,8 @@ import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
 import { silentLogger } from '../lib/logger.js';
 import { encodeSessionEvent } from '../schemas/codec.js';
 import { emptyDims, type EventType, type SessionEvent } from '../schemas/events.js';
-import { createProcessor } from './processor.js';
+import { BARRIER_KEY } from './changelog.js';
+import { createProcessor, type ProcessorCommit } from './processor.js';
 import { decodeMetricsRecord } from './metrics-record.js';
 
 const T = 1_700_000_000_000;
@@ -116,8 +117,14 @@ describe('processor with a changelog: restored state and an older committed offs
       windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
       maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
     };
+    // What the processors report of their transactions and restores, checked against the topics below.
+    const commits: ProcessorCommit[] = [];
+    const restores: Array<{ partition: number; records: number }> = [];
     const start = async (instanceId: string): Promise<ReturnType<typeof createProcessor>> => {
-      const p = createProcessor({ bus, log: silentLogger(), now, tickMs: 20, settings, changelog: true, instanceId });
+      const p = createProcessor({
+        bus, log: silentLogger(), now, tickMs: 20, settings, changelog: true, instanceId,
+        onCommit: (c) => commits.push(c), onRestore: (r) => restores.push(r),
+      });
       await p.start();
       return p;
     };
@@ -161,6 +168,20 @@ describe('processor with a changelog: restored state and an older committed offs
     expect(total('ended')).toBe(6);
     expect(total('playing_ms')).toBe(6 * 10_000);
     expect(await bus.readPartition(TOPICS.beaconsDlq, 0, 0)).toEqual([]);
+
+    // Reported: every window row and changelog record that reached the topics, once.
+    const changelog = (await bus.readPartition(TOPICS.processorState, 0, 0)).filter((r) => r.key !== BARRIER_KEY);
+    const sum = (f: (c: ProcessorCommit) => number): number => commits.reduce((n, c) => n + f(c), 0);
+    expect(sum((c) => c.windowRows)).toBe(rows.length);
+    expect(sum((c) => c.changelogRecords)).toBe(changelog.length);
+    expect(sum((c) => c.changelogBytes)).toBe(changelog.reduce((n, r) => n + r.value.length, 0));
+    expect(commits.every((c) => c.seconds >= 0 && c.seconds < 10)).toBe(true);
+    // Two owners, one restore each, reading up to its own barrier: the first only that, the second
+    // everything the first wrote too.
+    const all = await bus.readPartition(TOPICS.processorState, 0, 0);
+    const barriers = all.flatMap((r, i) => (r.key === BARRIER_KEY ? [i] : []));
+    expect(barriers).toHaveLength(2);
+    expect(restores).toEqual([{ partition: 0, records: 1, seconds: expect.any(Number) }, { partition: 0, records: (barriers[1] ?? 0) + 1, seconds: expect.any(Number) }]);
     await holder.close();
     await bus.close();
   });

@@ -46,11 +46,24 @@ export interface ProcessorDeps {
   /** Keep state in TOPICS.processorState (needs bus.readPartition). Default: on for the Kafka bus. */
   changelog?: boolean;
   onOutcome?: (outcome: 'ok' | 'late' | 'after_end' | 'duplicate' | 'undecodable', n: number) => void;
+  /** After each send of outputs that succeeded: a partition's transaction (Kafka) or the outputs' send (memory bus). */
+  onCommit?: (c: ProcessorCommit) => void;
+  /** After a partition's state was restored from its changelog (Kafka). */
+  onRestore?: (c: { partition: number; seconds: number; records: number }) => void;
   /**
    * A batch, tick or (re)assignment that runs longer than this is logged as stalled, again every
    * this long while it lasts (default 30000 ms): everything else waits behind it.
    */
   stallWarnMs?: number;
+}
+
+export interface ProcessorCommit {
+  seconds: number;
+  /** Window rows sent to qoe.metrics.v1. */
+  windowRows: number;
+  /** Changelog records written (sessions, accumulators, tombstones, the meta record) and their value bytes. */
+  changelogRecords: number;
+  changelogBytes: number;
 }
 
 export interface Processor {
@@ -61,6 +74,12 @@ export interface Processor {
   /** Records on its input topics not yet committed. */
   lag(): Promise<number>;
 }
+
+const countOf = (batches: TopicMessages[], topic: string): number => {
+  let n = 0;
+  for (const b of batches) if (b.topic === topic) n += b.messages.length;
+  return n;
+};
 
 export function createProcessor(deps: ProcessorDeps): Processor {
   const { bus, settings, log, now } = deps;
@@ -165,8 +184,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   async function sendKeeping(partition: number, outputs: TopicMessages[], offsets: OffsetCommit[]): Promise<void> {
     const batches = [...unsent, ...outputs].filter((b) => b.messages.length > 0);
     if (batches.length === 0 && offsets.length === 0) return;
+    const t0 = performance.now();
     try {
       await producerOf(partition).sendWithOffsets(batches, group, offsets);
+      deps.onCommit?.({ seconds: (performance.now() - t0) / 1000, windowRows: countOf(batches, TOPICS.metrics), changelogRecords: 0, changelogBytes: 0 });
       unsent = [];
     } catch (err) {
       unsent = batches;
@@ -195,11 +216,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const diff = diffPartition(ps, t, { maxTsMs: tracker.partitions.get(partition)?.maxTsMs ?? null, sessions: all ? 'all' : sessions, nextOffset });
     const batches = [...outputs, { topic: TOPICS.processorState, messages: diff.messages }].filter((b) => b.messages.length > 0);
     if (batches.length === 0 && offsets.length === 0) return;
+    const t0 = performance.now();
     try {
       await step(`transaction of partition ${partition}`, () => producerOf(partition).sendWithOffsets(batches, group, offsets));
     } catch (err) {
       restart(err);
       return;
+    }
+    if (deps.onCommit !== undefined) {
+      let changelogBytes = 0;
+      for (const m of diff.messages) changelogBytes += m.value.length;
+      deps.onCommit({ seconds: (performance.now() - t0) / 1000, windowRows: countOf(batches, TOPICS.metrics), changelogRecords: diff.messages.length, changelogBytes });
     }
     diff.commit();
     if (offset !== undefined) nextInput.set(partition, offset);
@@ -309,6 +336,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     // Held back by this partition until it has data (or goes idle): a partition read late must not find its windows closed.
     trackPartition(tracker, partition, restored.maxTsMs ?? -Infinity, now());
     log.info({ partition, records: records.length, sessions: restored.state.sessions.size, ms: Date.now() - t0 }, 'restored processor state from the changelog');
+    deps.onRestore?.({ partition, seconds: (Date.now() - t0) / 1000, records: records.length });
   }
 
   async function onAssign(partitions: TopicPartition[]): Promise<void> {

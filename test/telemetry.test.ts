@@ -41,6 +41,11 @@ describe('GET /metrics', () => {
       expect(m.get('qoe_bus_lag_records{group="qoe-processor"}')).toBe(0);
       expect(m.get('qoe_processor_open_sessions')).toBe(0);
       expect(m.get('qoe_sink_insert_seconds_count{table="qoe_metrics"}')).toBeGreaterThan(0);
+      // Every window row the processor sent became one qoe_metrics row; embedded, no changelog.
+      expect(m.get('qoe_processor_window_rows_total')).toBe(Number(rows[0]?.n));
+      expect(m.get('qoe_processor_commit_seconds_count')).toBeGreaterThan(0);
+      expect(m.get('qoe_processor_changelog_records_total')).toBe(0);
+      expect(m.get('qoe_processor_restore_seconds_count')).toBe(0);
       expect([...m.keys()].some((k) => k.startsWith('qoe_process_'))).toBe(true);
     } finally {
       await runtime.stop();
