@@ -10,7 +10,8 @@ import { accFromJson, type AccJson } from './snapshot.js';
 /**
  * The processor's state changelog (qoe.processor-state.v1, compacted; changelog partition p holds the
  * state of input partition p). Kafka Streams style: one record per entity, written when the
- * processor changed it (see ChangelogTracker), in the same transaction as the outputs and input offsets it goes with. Keys:
+ * processor changed it (see ChangelogTracker), in the same transaction as the outputs and input
+ * offsets it goes with. Keys:
  * - `s:<sessionId>` → the session, and `t` = offset of the input record that last moved it to the
  *   back of the partition's session map (restore rebuilds the map in that order, so expiry and
  *   eviction scan sessions exactly as the live processor did);

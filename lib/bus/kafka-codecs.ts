@@ -7,7 +7,8 @@ import type { KafkaCompression } from './types.js';
  * LZ4 is registered here (lz4-napi: Rust's lz4_flex with prebuilt binaries from npm, no build
  * step). Kafka's LZ4 codec is the standard LZ4 frame format (KIP-57): magic 04 22 4D 18,
  * independent blocks, header checksum; lz4_flex writes exactly that with 64 KB blocks, and the
- * broker checks every batch it accepts (test/kafka-lz4.test.ts writes through a real broker).
+ * broker checks every batch it accepts (test/bus-kafka.test.ts writes each codec through a real
+ * broker, reads the log back with Kafka's own DumpLogSegments, and reads what Kafka's Java producer wrote).
  * LZ4 costs a fraction of gzip's CPU for somewhat larger batches (bench/README.md), the usual
  * trade of Kafka deployments that are CPU bound; consumers here read LZ4 batches whichever
  * producer wrote them.
