@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { KAFKA_COMPRESSIONS, type KafkaCompression } from './bus/types.js';
+import { readFileSync } from 'node:fs';
+import { KAFKA_COMPRESSIONS, KAFKA_SASL_MECHANISMS, type KafkaCompression, type KafkaSecurity } from './bus/types.js';
 import { QoeError } from './errors.js';
 import { DIMENSIONS, dimensionNamed, type Dimension } from '../schemas/events.js';
 import { parseSteeringEnv, STEERING_ENV, type SteeringConfig } from '../steering/config.js';
@@ -26,6 +27,11 @@ export const CONFIG_SPEC = {
   roles: { env: 'QOE_ROLES', default: 'all', doc: 'comma list of ingest, processor, sink, detector, or all' },
   kafkaBrokers: { env: 'QOE_KAFKA_BROKERS', default: '', doc: 'comma list host:port; set = Kafka bus, unset = in-memory bus' },
   kafkaCompression: { env: 'QOE_KAFKA_COMPRESSION', default: 'lz4', doc: 'compression of the record batches qoe-stream produces to Kafka: lz4, gzip or none (lz4: a tenth of gzip\'s CPU for ~1.4× its bytes; none: no CPU, several times the network and broker disk)' },
+  kafkaTls: { env: 'QOE_KAFKA_TLS', default: 'false', doc: 'TLS to the Kafka brokers (their certificates checked against the system\'s CAs, or QOE_KAFKA_TLS_CA_FILE)' },
+  kafkaTlsCaFile: { env: 'QOE_KAFKA_TLS_CA_FILE', default: '', doc: 'PEM file of the CA(s) that signed the brokers\' certificates (needs QOE_KAFKA_TLS=true); unset = the system\'s CAs' },
+  kafkaSaslMechanism: { env: 'QOE_KAFKA_SASL_MECHANISM', default: '', doc: 'SASL authentication to the brokers: plain, scram-sha-256 or scram-sha-512 (with QOE_KAFKA_SASL_USERNAME and QOE_KAFKA_SASL_PASSWORD); unset = none. Use TLS with plain: it sends the password as is' },
+  kafkaSaslUsername: { env: 'QOE_KAFKA_SASL_USERNAME', default: '', doc: 'SASL user name' },
+  kafkaSaslPassword: { env: 'QOE_KAFKA_SASL_PASSWORD', default: '', doc: 'SASL password (taken as is, not trimmed)' },
   schemaRegistryUrl: { env: 'QOE_SCHEMA_REGISTRY_URL', default: '', doc: 'http(s)://[user:pass@]host:port[/path] of a Confluent-compatible schema registry; set = Confluent framing (magic 0 + schema id) on Avro topics, unset = Avro single-object encoding' },
   clickhouseUrl: { env: 'QOE_CLICKHOUSE_URL', default: '', doc: 'http(s)://user:pass@host:8123; set = ClickHouse server, unset = chDB' },
   clickhouseDatabase: { env: 'QOE_CLICKHOUSE_DATABASE', default: 'qoe', doc: 'database holding the qoe_* tables' },
@@ -65,7 +71,7 @@ export interface Config {
   http: { port: number; host: string; bodyLimitBytes: number; corsOrigins: string[] | '*'; trustProxy: boolean };
   roles: ReadonlySet<Role>;
   dataDir: string;
-  bus: { kind: 'memory' | 'kafka'; brokers: string[]; partitions: number; maxBacklog: number; compression: KafkaCompression };
+  bus: { kind: 'memory' | 'kafka'; brokers: string[]; partitions: number; maxBacklog: number; compression: KafkaCompression; security: KafkaSecurity };
   /** url '' = no registry: Avro single-object encoding. */
   schemaRegistry: { url: string };
   store: { kind: 'chdb' | 'clickhouse'; url: string; database: string; dataDir: string };
@@ -133,6 +139,36 @@ function compression(s: string): KafkaCompression {
   throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_KAFKA_COMPRESSION=${s}: expected ${KAFKA_COMPRESSIONS.join(', ')}`);
 }
 
+function kafkaSecurity(env: Env): KafkaSecurity {
+  const tls = bool(env, 'kafkaTls');
+  const caFile = raw(env, 'kafkaTlsCaFile');
+  const out: KafkaSecurity = { tls };
+  if (caFile !== '') {
+    if (!tls) throw new QoeError('QOE_ERR_CONFIG_INVALID', 'QOE_KAFKA_TLS_CA_FILE is set but QOE_KAFKA_TLS is not true');
+    let pem: string;
+    try {
+      pem = readFileSync(caFile, 'utf8');
+    } catch (err) {
+      throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_KAFKA_TLS_CA_FILE=${caFile}: cannot read it (${(err as Error).message})`);
+    }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_KAFKA_TLS_CA_FILE=${caFile}: no PEM certificate in it`);
+    out.caPem = pem;
+  }
+  const mechanism = raw(env, 'kafkaSaslMechanism').toLowerCase();
+  const username = raw(env, 'kafkaSaslUsername');
+  const password = env[CONFIG_SPEC.kafkaSaslPassword.env] ?? '';
+  if (mechanism === '') {
+    if (username !== '' || password !== '') throw new QoeError('QOE_ERR_CONFIG_INVALID', 'QOE_KAFKA_SASL_USERNAME/PASSWORD are set but QOE_KAFKA_SASL_MECHANISM is not');
+    return out;
+  }
+  const m = KAFKA_SASL_MECHANISMS.find((k) => k === mechanism);
+  if (m === undefined) throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_KAFKA_SASL_MECHANISM=${mechanism}: expected ${KAFKA_SASL_MECHANISMS.join(', ')}`);
+  if (username === '') throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_KAFKA_SASL_USERNAME is required with QOE_KAFKA_SASL_MECHANISM=${m}`);
+  if (password === '') throw new QoeError('QOE_ERR_CONFIG_INVALID', `QOE_KAFKA_SASL_PASSWORD is required with QOE_KAFKA_SASL_MECHANISM=${m}`);
+  out.sasl = { mechanism: m, username, password };
+  return out;
+}
+
 function parseRoles(s: string): Set<Role> {
   const names = list(s);
   if (names.length === 1 && names[0] === 'all') return new Set(ROLES);
@@ -176,6 +212,7 @@ export function loadConfig(env: Env = process.env): Config {
       partitions: int(env, 'partitions', 1, 1024),
       maxBacklog: int(env, 'busMaxBacklog', 100, 100_000_000),
       compression: compression(raw(env, 'kafkaCompression')),
+      security: kafkaSecurity(env),
     },
     schemaRegistry: { url: schemaRegistryUrl },
     store: { kind: clickhouseUrl === '' ? 'chdb' : 'clickhouse', url: clickhouseUrl, database, dataDir },

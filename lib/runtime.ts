@@ -72,7 +72,7 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
   const rawBus = opts.bus ?? memoryBus ?? createKafkaBus({
     // 10 s: a crashed member's partitions move within ~10 s (kafkajs's 30 s default doubles recovery time).
     brokers: config.bus.brokers, clientId: 'qoe-stream', log, sessionTimeoutMs: 10_000, heartbeatIntervalMs: 1000,
-    compression: config.bus.compression,
+    compression: config.bus.compression, security: config.bus.security,
   });
   const bus = framing === undefined ? rawBus : withConfluentFraming(rawBus, framing);
   const p = config.bus.partitions;

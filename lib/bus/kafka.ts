@@ -1,10 +1,10 @@
 import './kafkajs-patches.js';
 import './kafka-codecs.js';
-import type { Admin } from 'kafkajs';
+import type { Admin, SASLOptions } from 'kafkajs';
 import { Kafka } from 'kafkajs';
 import { QoeError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Bus, BusConsumer, BusProducer, KafkaCompression, TopicSpec } from './types.js';
+import type { Bus, BusConsumer, BusProducer, KafkaCompression, KafkaSecurity, TopicSpec } from './types.js';
 import { createKafkaConsumer } from './kafka-consumer.js';
 import { createKafkaProducer } from './kafka-producer.js';
 import { readKafkaPartition } from './kafka-reader.js';
@@ -54,6 +54,15 @@ export interface KafkaBusOptions {
   maxWaitMs?: number;
   /** Broker-side timeout of an open transaction. Default 60000. */
   transactionTimeoutMs?: number;
+  /** TLS and SASL to the brokers. Default: plaintext, no authentication. */
+  security?: KafkaSecurity;
+}
+
+function saslOptions(s: NonNullable<KafkaSecurity['sasl']>): SASLOptions {
+  const { username, password } = s;
+  if (s.mechanism === 'plain') return { mechanism: 'plain', username, password };
+  if (s.mechanism === 'scram-sha-256') return { mechanism: 'scram-sha-256', username, password };
+  return { mechanism: 'scram-sha-512', username, password };
 }
 
 export function createKafkaBus(opts: KafkaBusOptions): Bus {
@@ -66,6 +75,8 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     requestTimeout: opts.requestTimeoutMs ?? 30_000,
     retry: { retries },
     logCreator: pinoLogCreator(log),
+    ...(opts.security?.tls === true ? { ssl: opts.security.caPem === undefined ? true : { ca: [opts.security.caPem] } } : {}),
+    ...(opts.security?.sasl === undefined ? {} : { sasl: saslOptions(opts.security.sasl) }),
   });
   const closers = new Set<{ close(): Promise<void> }>();
   let admin: Promise<Admin> | undefined;

@@ -14,6 +14,20 @@
 export type KafkaCompression = 'none' | 'gzip' | 'lz4';
 export const KAFKA_COMPRESSIONS: readonly KafkaCompression[] = ['lz4', 'gzip', 'none'];
 
+/**
+ * How clients authenticate to the Kafka brokers (`QOE_KAFKA_TLS*`, `QOE_KAFKA_SASL_*`): TLS (with the
+ * system's CAs, or the PEM bundle in `caPem`) and SASL PLAIN or SCRAM over it, as managed Kafka
+ * services (MSK, Confluent Cloud, Aiven) and secured self-run clusters require.
+ */
+export interface KafkaSecurity {
+  tls: boolean;
+  /** PEM CA bundle the brokers' certificates are checked against; undefined = the system's CAs. */
+  caPem?: string;
+  sasl?: { mechanism: KafkaSaslMechanism; username: string; password: string };
+}
+export type KafkaSaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
+export const KAFKA_SASL_MECHANISMS: readonly KafkaSaslMechanism[] = ['plain', 'scram-sha-256', 'scram-sha-512'];
+
 export interface BusMessage {
   key: string;
   value: Buffer;

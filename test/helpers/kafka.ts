@@ -30,6 +30,8 @@ import { freePort } from './ports.js';
 export interface KafkaCluster {
   /** host:port of each broker, in node order (node id = index + 1). */
   brokers: string[];
+  /** host:port of each broker's SASL_SSL listener, when started with `secure`. */
+  secureBrokers: string[];
   dir: string;
   /** Wall time from startKafka() to a cluster that answers describeCluster with every broker. */
   startupMs: number;
@@ -109,27 +111,55 @@ function clusterId(): string {
   }
 }
 
+/**
+ * An extra SASL_SSL listener (local jars only): TLS with the PEM key + certificate chain in
+ * `keystorePem` (unencrypted PKCS#8 key), SASL PLAIN users and SCRAM-SHA-512 users (their credentials
+ * written at format time, as KRaft takes them).
+ */
+export interface SecureListener {
+  keystorePem: string;
+  plain: Array<{ user: string; password: string }>;
+  scram512: Array<{ user: string; password: string }>;
+}
+
 interface Node {
   id: number;
   port: number;
   controllerPort: number;
+  securePort?: number;
   config: string;
   log: string;
   proc?: ChildProcess;
 }
 
-function serverProperties(node: Node, voters: string, dataDir: string, size: number): string {
+function secureProperties(node: Node, secure: SecureListener, keystoreFile: string): string[] {
+  const jaasPlain = `org.apache.kafka.common.security.plain.PlainLoginModule required ${secure.plain.map((u) => `user_${u.user}="${u.password}"`).join(' ')};`;
+  return [
+    `listeners=PLAINTEXT://127.0.0.1:${node.port},CONTROLLER://127.0.0.1:${node.controllerPort},SECURE://127.0.0.1:${node.securePort}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${node.port},SECURE://127.0.0.1:${node.securePort}`,
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SECURE:SASL_SSL',
+    'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512',
+    `listener.name.secure.plain.sasl.jaas.config=${jaasPlain}`,
+    'listener.name.secure.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+    'ssl.keystore.type=PEM',
+    `ssl.keystore.location=${keystoreFile}`,
+  ];
+}
+
+function serverProperties(node: Node, voters: string, dataDir: string, size: number, secure?: string[]): string {
   const rf = size === 1 ? 1 : 3;
   const minIsr = size === 1 ? 1 : 2;
   return [
     'process.roles=broker,controller',
     `node.id=${node.id}`,
     `controller.quorum.voters=${voters}`,
-    `listeners=PLAINTEXT://127.0.0.1:${node.port},CONTROLLER://127.0.0.1:${node.controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${node.port}`,
+    ...(secure ?? [
+      `listeners=PLAINTEXT://127.0.0.1:${node.port},CONTROLLER://127.0.0.1:${node.controllerPort}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${node.port}`,
+      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    ]),
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
     `log.dirs=${dataDir}`,
     'num.partitions=1',
     `default.replication.factor=${rf}`,
@@ -199,8 +229,8 @@ function waitExit(proc: ChildProcess, timeoutMs: number): Promise<boolean> {
   });
 }
 
-async function format(libs: string, node: Node, id: string): Promise<void> {
-  const proc = spawnJava(libs, 'kafka.tools.StorageTool', ['format', '-t', id, '-c', node.config], node.log);
+async function format(libs: string, node: Node, id: string, extra: string[] = []): Promise<void> {
+  const proc = spawnJava(libs, 'kafka.tools.StorageTool', ['format', '-t', id, '-c', node.config, ...extra], node.log);
   await waitExit(proc, 60_000);
   if (proc.exitCode !== 0) throw new Error(`kafka StorageTool format failed (exit ${proc.exitCode}); see ${node.log}`);
 }
@@ -263,6 +293,7 @@ async function startKafkaInDocker(size: 1 | 3, t0: number): Promise<KafkaCluster
   });
   return {
     brokers: cluster.brokers,
+    secureBrokers: [],
     dir,
     startupMs: Date.now() - t0,
     logFile: (i) => cluster.logHint(i),
@@ -278,9 +309,12 @@ async function startKafkaInDocker(size: 1 | 3, t0: number): Promise<KafkaCluster
   };
 }
 
-export async function startKafka(opts: { brokers: 1 | 3 }, attempt = 1): Promise<KafkaCluster> {
+export async function startKafka(opts: { brokers: 1 | 3; secure?: SecureListener }, attempt = 1): Promise<KafkaCluster> {
   const t0 = Date.now();
-  if (dockerEngineReachable()) return startKafkaInDocker(opts.brokers, t0);
+  if (dockerEngineReachable()) {
+    if (opts.secure !== undefined) throw new Error('a SASL_SSL listener needs the local Kafka jars (not supported with testcontainers)');
+    return startKafkaInDocker(opts.brokers, t0);
+  }
   const { libs, missing } = resolveLibs();
   if (libs === undefined) throw new Error(`cannot start Kafka: ${missing ?? 'unknown reason'}`);
   const size = opts.brokers;
@@ -293,14 +327,19 @@ export async function startKafka(opts: { brokers: 1 | 3 }, attempt = 1): Promise
       controllerPort: await freePort(),
       config: join(dir, `broker-${i}.properties`),
       log: join(dir, `broker-${i}.log`),
+      ...(opts.secure === undefined ? {} : { securePort: await freePort() }),
     });
   }
   const voters = nodes.map((n) => `${n.id}@127.0.0.1:${n.controllerPort}`).join(',');
   const id = clusterId();
+  const secure = opts.secure;
+  const keystore = join(dir, 'keystore.pem');
+  if (secure !== undefined) await writeFile(keystore, secure.keystorePem, { mode: 0o600 });
+  const scram = (secure?.scram512 ?? []).flatMap((u) => ['--add-scram', `SCRAM-SHA-512=[name=${u.user},password=${u.password}]`]);
   await Promise.all(
     nodes.map(async (n, i) => {
-      await writeFile(n.config, serverProperties(n, voters, join(dir, `data-${i}`), size));
-      await format(libs, n, id);
+      await writeFile(n.config, serverProperties(n, voters, join(dir, `data-${i}`), size, secure === undefined ? undefined : secureProperties(n, secure, keystore)));
+      await format(libs, n, id, scram);
     }),
   );
 
@@ -341,6 +380,7 @@ export async function startKafka(opts: { brokers: 1 | 3 }, attempt = 1): Promise
 
   return {
     brokers: nodes.map((n) => `127.0.0.1:${n.port}`),
+    secureBrokers: nodes.flatMap((n) => (n.securePort === undefined ? [] : [`127.0.0.1:${n.securePort}`])),
     dir,
     startupMs,
     logFile: (i) => nodeAt(i).log,
