@@ -23,6 +23,9 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, tim
 
 const value = (s: string): Buffer => Buffer.from(s, 'utf8');
 
+/** The record batch header lines of a DumpLogSegments output (offsets, compresscodec, isControl…). */
+const batchHeaders = (dump: string): string[] => dump.split('\n').filter((l) => l.startsWith('baseOffset:'));
+
 describe.skipIf(skip !== undefined)('kafka bus (real broker)', () => {
   let cluster: KafkaCluster | undefined;
   let bus: Bus;
@@ -150,7 +153,7 @@ describe.skipIf(skip !== undefined)('kafka bus (real broker)', () => {
     expect(records.map((r) => r.value.toString('utf8'))).toEqual(expected);
 
     const dump = await (cluster as KafkaCluster).dumpLog(0, topic, 0);
-    const batches = dump.split('\n').filter((l) => l.startsWith('baseOffset:'));
+    const batches = batchHeaders(dump);
     expect(batches.length).toBeGreaterThanOrEqual(3);
     for (const b of batches) {
       // The commit marker of the transaction is a control batch, never compressed.
@@ -168,7 +171,7 @@ describe.skipIf(skip !== undefined)('kafka bus (real broker)', () => {
     const lines = Array.from({ length: 3000 }, (_, i) => `{"n":${i},"cdn":"cdn-${i % 3}","note":"Grüße ✓ ${'x'.repeat(i % 200)}"}`);
     await (cluster as KafkaCluster).produceWithJava(topic, lines, codec);
     const dump = await (cluster as KafkaCluster).dumpLog(0, topic, 0);
-    const batches = dump.split('\n').filter((l) => l.startsWith('baseOffset:'));
+    const batches = batchHeaders(dump);
     expect(batches.length).toBeGreaterThan(0);
     expect(batches.every((b) => b.includes(`compresscodec: ${codec}`))).toBe(true);
     const { consumer, records } = collect([topic]);

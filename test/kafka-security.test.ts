@@ -23,7 +23,11 @@ function skipReason(): string | undefined {
   const kafka = kafkaSkipReason();
   if (kafka !== undefined) return kafka;
   // The SASL_SSL listener is set up on the local jars only (test/helpers/kafka.ts).
-  if (dockerEngineReachable()) return 'the SASL_SSL broker runs from the local Kafka jars, not testcontainers';
+  if (dockerEngineReachable()) {
+    const why = 'the SASL_SSL broker runs from the local Kafka jars, not testcontainers';
+    if (process.env.QOE_REQUIRE_SERVICES === '1') throw new Error(`required: ${why} (run without a Docker engine)`);
+    return why;
+  }
   if (spawnSync('openssl', ['version']).status !== 0) {
     const why = 'openssl is not installed (apt-get install -y openssl): it makes the broker\'s certificate';
     if (process.env.QOE_REQUIRE_SERVICES === '1') throw new Error(`required: ${why}`);
