@@ -3,7 +3,7 @@
  * session event stream; the same without decode; and the decode-only loop as the baseline, each
  * variant interleaved over several rounds in one process (median reported).
  *
- *   npx tsx bench/processor.ts [--events 300000] [--rounds 3] [--only <variant substring>]
+ *   npx tsx bench/processor.ts [--events 300000] [--rounds 3] [--only <variant substring> | =<variant name>]
  *                              [--period-ms 1800000] [--views N] [--window-dims all|<QOE_WINDOW_DIMENSIONS>]
  *
  * --period-ms / --views set how dense the traffic is (attempts spread over the period), and with it
@@ -49,11 +49,13 @@ function timed(fn: () => void): number {
 const variants: Record<string, () => number> = {
   'decode only (baseline)': () => timed(() => void decodeOnly(records)),
   'decode + apply + advance': () => timed(() => runEncoded(createCore(windowDims), records)),
+  // As the Kafka processor: plus the changelog diff of every partition after each batch, committed.
+  'decode + apply + advance + changelog': () => timed(() => runEncoded(createCore(windowDims, { changelog: true }), records)),
   'apply + advance (pre-decoded)': () => timed(() => runDecoded(createCore(windowDims), stream.events, stream.partitions)),
   // The floor: avsc's own binary decode of the body, no framing check, no mapping to SessionEvent.
   'raw avsc decode (floor)': () => timed(() => void records.reduce((a, r) => a + (sessionEventType.fromBuffer(r.value.subarray(HEADER_BYTES)) as { seq: number }).seq, 0)),
 };
-for (const k of Object.keys(variants)) if (!k.includes(values.only)) delete variants[k];
+for (const k of Object.keys(variants)) if (values.only.startsWith('=') ? k !== values.only.slice(1) : !k.includes(values.only)) delete variants[k];
 const results = new Map<string, number[]>(Object.keys(variants).map((k) => [k, []]));
 
 // Round 0 warms up the JIT and is not counted.

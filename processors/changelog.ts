@@ -3,7 +3,7 @@ import { loadAvroType } from '../schemas/codec.js';
 import type { Dims } from '../schemas/events.js';
 import { createAvroCodec, framingOf } from '../schemas/framing.js';
 import { SUM_FIELDS, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
-import { accKey, emptyPartitionState, newDirtyAccs, type PartitionCounters, type PartitionState } from './partition.js';
+import { accKey, emptyPartitionState, newDirtyAccs, type DirtyAccs, type PartitionCounters, type PartitionState } from './partition.js';
 import { ACTIVE_STATES, intern, internDims, internSession, upgradeSession, type Session, type SessionState } from './session.js';
 import { accFromJson, type AccJson } from './snapshot.js';
 
@@ -43,6 +43,7 @@ export interface ChangelogMeta {
 }
 
 type Table = 'open' | 'corrections';
+const TABLES = ['open', 'corrections'] as const;
 
 interface SessionAvro {
   t: number;
@@ -120,7 +121,12 @@ export function decodeSessionState(buf: Buffer, firedBeforeMs: number): { t: num
   return { t: r.t, s };
 }
 
-const counts = <K>(m: Map<K, number>): Array<Count<K>> => Array.from(m, ([k, n]) => ({ k, n }));
+/** A count map as Avro's array of { k, n } (a plain loop: Array.from with a mapper was the changelog's largest cost). */
+function counts<K>(m: Map<K, number>): Array<Count<K>> {
+  const out: Array<Count<K>> = [];
+  for (const [k, n] of m) out.push({ k, n });
+  return out;
+}
 const countMap = <K>(list: Array<Count<K>>): Map<K, number> => new Map(list.map((c) => [c.k, c.n]));
 
 export function encodeWindowState(table: Table, w: number, k: string, acc: WindowAcc): Buffer {
@@ -176,8 +182,11 @@ export function movedSince(mark: StateMark, ps: PartitionState): boolean {
  */
 export interface ChangelogTracker {
   readonly partition: number;
-  /** Keys of the accumulators the changelog holds a value for. */
-  accs: Set<string>;
+  /**
+   * The accumulators the changelog holds a value for, as table → window start → dims key (the
+   * processor's own interned dims keys: no changelog key is built or hashed to look one up).
+   */
+  accs: DirtyAccs;
   meta: string | undefined;
   /**
    * session id → offset of the input record that last touched it (see the module comment), for
@@ -194,7 +203,7 @@ export interface ChangelogDiff {
 }
 
 export function createTracker(partition: number): ChangelogTracker {
-  return { partition, accs: new Set(), meta: undefined, touched: new Map() };
+  return { partition, accs: newDirtyAccs(), meta: undefined, touched: new Map() };
 }
 
 /** The input record at `offset` touched session `id` (applyEvent moved it to the back of the map). */
@@ -217,50 +226,51 @@ export function diffPartition(
   ps: PartitionState, t: ChangelogTracker, opts: { maxTsMs: number | null; sessions: Iterable<string> | 'all'; nextOffset: number | null },
 ): ChangelogDiff {
   const partition = t.partition;
-  const changes: Array<{ kind: 'session' | 'acc'; id: string; key: string; value: Buffer | null }> = [];
+  const messages: BusMessage[] = [];
+  /** Session ids written, and whether as a tombstone; accumulators written, and whether as one. */
+  const sessions: Array<{ id: string; gone: boolean }> = [];
+  const accs: Array<{ table: Table; w: number; k: string; gone: boolean }> = [];
   const diffSession = (id: string): void => {
     const s = ps.sessions.get(id);
     if (s === undefined) {
-      if (t.touched.has(id)) changes.push({ kind: 'session', id, key: sessionKey(id), value: null });
+      if (!t.touched.has(id)) return;
+      sessions.push({ id, gone: true });
+      messages.push({ key: sessionKey(id), value: Buffer.alloc(0), partition });
       return;
     }
-    changes.push({ kind: 'session', id, key: sessionKey(id), value: encodeSessionState(s, t.touched.get(id) ?? -1, ps.firedBeforeMs) });
+    sessions.push({ id, gone: false });
+    messages.push({ key: sessionKey(id), value: encodeSessionState(s, t.touched.get(id) ?? -1, ps.firedBeforeMs), partition });
   };
   if (opts.sessions === 'all') {
     for (const id of ps.sessions.keys()) diffSession(id);
     for (const id of t.touched.keys()) if (!ps.sessions.has(id)) diffSession(id);
   } else {
-    const ids = new Set(opts.sessions);
-    if (ps.dirtySessions !== null) for (const id of ps.dirtySessions) ids.add(id);
-    for (const id of ids) diffSession(id);
+    // The batch's own Set is read as it is; other iterables (tests) may repeat an id.
+    const named = opts.sessions instanceof Set ? opts.sessions : new Set(opts.sessions);
+    for (const id of named) diffSession(id);
+    if (ps.dirtySessions !== null) for (const id of ps.dirtySessions) if (!named.has(id)) diffSession(id);
   }
   ps.dirtySessions?.clear();
-  const diffAcc = (table: Table, w: number, k: string, key: string): void => {
+  const diffAcc = (table: Table, w: number, k: string): void => {
     const acc = ps[table].get(w)?.get(k);
     if (acc === undefined) {
-      if (t.accs.has(key)) changes.push({ kind: 'acc', id: key, key, value: null });
+      if (t.accs[table].get(w)?.has(k) !== true) return;
+      accs.push({ table, w, k, gone: true });
+      messages.push({ key: accKey(table, w, k), value: Buffer.alloc(0), partition });
       return;
     }
-    changes.push({ kind: 'acc', id: key, key, value: encodeWindowState(table, w, k, acc) });
+    accs.push({ table, w, k, gone: false });
+    messages.push({ key: accKey(table, w, k), value: encodeWindowState(table, w, k, acc), partition });
   };
-  if (ps.dirtyAccs !== null) {
-    // Only what changed since the last diff (partition.ts marks every accumulator it touches or drains).
-    for (const table of ['open', 'corrections'] as const) {
-      for (const [w, keys] of ps.dirtyAccs[table]) for (const k of keys) diffAcc(table, w, k, accKey(table, w, k));
+  for (const table of TABLES) {
+    if (ps.dirtyAccs !== null) {
+      // Only what changed since the last diff (partition.ts marks every accumulator it touches or drains).
+      for (const [w, keys] of ps.dirtyAccs[table]) for (const k of keys) diffAcc(table, w, k);
       ps.dirtyAccs[table].clear();
+    } else {
+      for (const [w, byDims] of ps[table]) for (const k of byDims.keys()) diffAcc(table, w, k);
+      for (const [w, keys] of t.accs[table]) for (const k of keys) if (ps[table].get(w)?.has(k) !== true) diffAcc(table, w, k);
     }
-  } else {
-    const live = new Set<string>();
-    for (const table of ['open', 'corrections'] as const) {
-      for (const [w, byDims] of ps[table]) {
-        for (const k of byDims.keys()) {
-          const key = accKey(table, w, k);
-          live.add(key);
-          diffAcc(table, w, k, key);
-        }
-      }
-    }
-    for (const key of t.accs) if (!live.has(key)) changes.push({ kind: 'acc', id: key, key, value: null });
   }
   const meta = JSON.stringify({
     v: 1, closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null,
@@ -268,22 +278,33 @@ export function diffPartition(
     nextOffset: opts.nextOffset,
   } satisfies ChangelogMeta);
   const metaChanged = meta !== t.meta;
-  const messages: BusMessage[] = changes.map((c) => ({ key: c.key, value: c.value ?? Buffer.alloc(0), partition }));
   if (metaChanged) messages.push({ key: META_KEY, value: Buffer.from(meta), partition });
   return {
     messages,
     commit() {
       if (metaChanged) t.meta = meta;
-      for (const c of changes) {
-        if (c.kind === 'session') {
-          if (c.value === null) t.touched.delete(c.id);
-          // Written with t = -1 (no event applied to it yet): known to the changelog all the same.
-          else if (!t.touched.has(c.id)) t.touched.set(c.id, -1);
-        } else if (c.value === null) t.accs.delete(c.id);
-        else t.accs.add(c.id);
+      for (const { id, gone } of sessions) {
+        if (gone) t.touched.delete(id);
+        // Written with t = -1 (no event applied to it yet): known to the changelog all the same.
+        else if (!t.touched.has(id)) t.touched.set(id, -1);
+      }
+      for (const { table, w, k, gone } of accs) {
+        const held = t.accs[table].get(w);
+        if (gone) {
+          held?.delete(k);
+          if (held?.size === 0) t.accs[table].delete(w);
+        } else if (held === undefined) t.accs[table].set(w, new Set([k]));
+        else held.add(k);
       }
     },
   };
+}
+
+/** How many accumulators the changelog holds a value for. */
+export function heldAccs(t: ChangelogTracker): number {
+  let n = 0;
+  for (const table of TABLES) for (const keys of t.accs[table].values()) n += keys.size;
+  return n;
 }
 
 export interface RestoredPartition {
@@ -329,7 +350,9 @@ export function restorePartition(partition: number, records: readonly BusRecord[
       let byDims = state[rec.table].get(rec.w);
       if (byDims === undefined) state[rec.table].set(rec.w, (byDims = new Map()));
       byDims.set(rec.k, rec.acc);
-      tracker.accs.add(key);
+      let held = tracker.accs[rec.table].get(rec.w);
+      if (held === undefined) tracker.accs[rec.table].set(rec.w, (held = new Set()));
+      held.add(rec.k);
     }
   }
   // Least recently touched first, as applyEvent's touch() left the live map.
