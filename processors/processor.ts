@@ -45,7 +45,7 @@ export interface ProcessorDeps {
   tickMs?: number;
   /** Keep state in TOPICS.processorState (needs bus.readPartition). Default: on for the Kafka bus. */
   changelog?: boolean;
-  onOutcome?: (outcome: 'ok' | 'late' | 'after_end' | 'duplicate' | 'undecodable', n: number) => void;
+  onOutcome?: (outcome: Outcome, n: number) => void;
   /** After each send of outputs that succeeded: a partition's transaction (Kafka) or the outputs' send (memory bus). */
   onCommit?: (c: ProcessorCommit) => void;
   /** After a partition's state was restored from its changelog (Kafka). */
@@ -56,6 +56,9 @@ export interface ProcessorDeps {
    */
   stallWarnMs?: number;
 }
+
+/** What became of an input record: counted, or why it was dead-lettered. */
+export type Outcome = 'ok' | 'late' | 'after_end' | 'duplicate' | 'undecodable';
 
 export interface ProcessorCommit {
   seconds: number;
@@ -248,6 +251,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const now0 = now();
     const covered = nextInput.get(p) ?? -1;
     let skipped = 0;
+    // Outcomes are counted here and reported once per batch (a labelled counter per event hashed its labels each time).
+    const outcomes = new Map<Outcome, number>();
+    const count = (o: Outcome): void => void outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
     for (const r of batch.records) {
       if (r.offset < covered) {
         skipped += 1;
@@ -266,11 +272,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           reason = res.reason;
           payload = e;
         }
-        deps.onOutcome?.(res.kind === 'dead_letter' ? res.reason : res.kind, 1);
+        count(res.kind === 'dead_letter' ? res.reason : res.kind);
       } catch (err) {
         reason = 'undecodable';
         payload = r.value.toString('base64');
-        deps.onOutcome?.('undecodable', 1);
+        count('undecodable');
         log.warn({ err, partition: r.partition, offset: r.offset }, 'undecodable beacon record');
       }
       if (reason !== null) {
@@ -278,6 +284,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         dead.push({ key: r.key, value });
       }
     }
+    for (const [o, n] of outcomes) deps.onOutcome?.(o, n);
     if (skipped > 0) log.info({ partition: p, skipped, from: batch.records[0]?.offset, covered }, 'skipped input records the restored state already holds');
     const last = batch.records[batch.records.length - 1];
     if (last !== undefined) markCaughtUp(tracker, p, (batch.nextOffset ?? last.offset + 1) >= batch.highWatermark);
