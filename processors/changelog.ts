@@ -4,8 +4,9 @@ import type { Dims } from '../schemas/events.js';
 import { createAvroCodec, framingOf } from '../schemas/framing.js';
 import { SUM_FIELDS, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
 import { accKey, emptyPartitionState, newDirtyAccs, type DirtyAccs, type PartitionCounters, type PartitionState } from './partition.js';
-import { ACTIVE_STATES, intern, internDims, internSession, upgradeSession, type Session, type SessionState } from './session.js';
+import { ACTIVE_STATES, intern, internDims, internSession, upgradeSession, type Session } from './session.js';
 import { accFromJson, type AccJson } from './snapshot.js';
+import { createSessionStateWriter, type SessionAvro } from './state-writer.js';
 
 /**
  * The processor's state changelog (qoe.processor-state.v1, compacted; changelog partition p holds the
@@ -45,24 +46,6 @@ export interface ChangelogMeta {
 type Table = 'open' | 'corrections';
 const TABLES = ['open', 'corrections'] as const;
 
-interface SessionAvro {
-  t: number;
-  id: string;
-  state: SessionState;
-  started: boolean;
-  attemptTsMs: number | null;
-  sinceMs: number;
-  /** null: max(sinceMs, the partition's fired boundary) (see encodeSessionState). */
-  extrapolatedToMs: number | null;
-  lastTsMs: number;
-  lastSeq: number;
-  seenBelow: number;
-  dims: Dims;
-  bitrateKbps: number;
-  droppedFrames: number;
-  clockOffsetMs: number;
-}
-
 interface Count<K> {
   k: K;
   n: number;
@@ -80,6 +63,7 @@ interface WindowAvro {
 }
 
 export const sessionStateCodec = createAvroCodec<SessionAvro>(loadAvroType('state-session.avsc'));
+const writeSessionState = createSessionStateWriter(sessionStateCodec);
 export const windowStateCodec = createAvroCodec<WindowAvro>(loadAvroType('state-window.avsc'));
 
 /**
@@ -92,12 +76,12 @@ export const windowStateCodec = createAvroCodec<WindowAvro>(loadAvroType('state-
  */
 export function encodeSessionState(s: Session, t: number, firedBeforeMs: number): Buffer {
   const followsFired = ACTIVE_STATES.has(s.state) && s.extrapolatedToMs === Math.max(s.sinceMs, firedBeforeMs);
-  return sessionStateCodec.encode({
+  return writeSessionState({
     t, id: s.id, state: s.state, started: s.started, attemptTsMs: s.attemptTsMs, sinceMs: s.sinceMs,
     extrapolatedToMs: followsFired ? null : s.extrapolatedToMs,
     lastTsMs: s.lastTsMs, lastSeq: s.lastSeq, seenBelow: s.seenBelow, dims: s.dims, bitrateKbps: s.bitrateKbps,
     droppedFrames: s.droppedFrames, clockOffsetMs: s.clockOffsetMs,
-  });
+  }, s.dimsKey);
 }
 
 /**

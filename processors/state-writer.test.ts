@@ -1,0 +1,56 @@
+import avro from 'avsc';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { DIMENSIONS, type Dims } from '../schemas/events.js';
+import { loadAvroType } from '../schemas/codec.js';
+import { createAvroCodec } from '../schemas/framing.js';
+import { dimsKey } from './accumulator.js';
+import { sessionStateCodec } from './changelog.js';
+import { createSessionStateWriter, type SessionAvro } from './state-writer.js';
+
+const STATES = ['init', 'starting', 'playing', 'paused', 'seeking', 'rebuffering', 'ended', 'failed', 'quit'] as const;
+// Dimension values from a small set (shared dims, as live) or any Unicode (multi-byte UTF-8, surrogate pairs).
+const dimValue = fc.oneof(fc.constantFrom('', 'cdn-a', 'US', '7922', 'Chrome'), fc.string({ unit: 'grapheme', maxLength: 12 }));
+const dims = fc.record(Object.fromEntries(DIMENSIONS.map((d) => [d, dimValue])) as Record<keyof Dims, typeof dimValue>);
+const long = fc.oneof(fc.integer({ min: -1, max: 100 }), fc.integer({ min: -(2 ** 52), max: 2 ** 52 }), fc.integer({ min: -(2 ** 31), max: 2 ** 31 }), fc.constant(9007199254740990), fc.constant(-9007199254740990));
+const double = fc.oneof(fc.double(), fc.integer({ min: 0, max: 2 ** 42 }));
+const session: fc.Arbitrary<SessionAvro> = fc.record({
+  t: long, id: fc.string({ unit: 'grapheme', maxLength: 60 }), state: fc.constantFrom(...STATES), started: fc.boolean(),
+  attemptTsMs: fc.option(double, { nil: null }), sinceMs: double, extrapolatedToMs: fc.option(double, { nil: null }), lastTsMs: double,
+  lastSeq: long, seenBelow: long, dims, bitrateKbps: double, droppedFrames: double, clockOffsetMs: double,
+});
+
+describe('the changelog session writer', () => {
+  it('writes the bytes avsc writes, for any session (a fresh writer and one that has seen others)', () => {
+    const seasoned = createSessionStateWriter(sessionStateCodec);
+    fc.assert(fc.property(session, (s) => {
+      const expected = sessionStateCodec.encode(s);
+      expect(createSessionStateWriter(sessionStateCodec)(s, dimsKey(s.dims))).toEqual(expected);
+      expect(seasoned(s, dimsKey(s.dims))).toEqual(expected);
+    }), { numRuns: 2000 });
+  });
+
+  it('writes each session its own dims while more distinct dims pass through than it keeps (the cache starts over)', () => {
+    const write = createSessionStateWriter(sessionStateCodec);
+    const base = fc.sample(session, 1)[0] as SessionAvro;
+    for (let i = 0; i < 10_000; i++) {
+      const s = { ...base, id: `s${i}`, dims: { ...base.dims, contentId: `content-${i % 5000}`, cdn: i % 2 === 0 ? 'a' : 'b' } };
+      expect(write(s, dimsKey(s.dims))).toEqual(sessionStateCodec.encode(s));
+    }
+  });
+
+  it('refuses what avsc refuses for a long (not a safe integer)', () => {
+    const write = createSessionStateWriter(sessionStateCodec);
+    const s = fc.sample(session, 1)[0] as SessionAvro;
+    for (const bad of [1.5, Number.NaN, 2 ** 60, Number.MAX_SAFE_INTEGER]) {
+      expect(() => sessionStateCodec.encode({ ...s, lastSeq: bad })).toThrow();
+      expect(() => write({ ...s, lastSeq: bad }, dimsKey(s.dims))).toThrow(/not a long/);
+    }
+  });
+
+  it('refuses a schema whose fields it does not know (a changed state-session.avsc fails at load, not on the wire)', () => {
+    const schema = loadAvroType('state-session.avsc').schema() as { fields: Array<{ name: string }> };
+    const changed = { ...schema, fields: [...schema.fields.slice(0, 3), { name: 'extra', type: 'int' }, ...schema.fields.slice(3)] };
+    expect(() => createSessionStateWriter(createAvroCodec<SessionAvro>(avro.Type.forSchema(changed as avro.Schema)))).toThrow(/state-session.avsc changed/);
+  });
+});
