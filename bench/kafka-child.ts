@@ -63,7 +63,7 @@ function cpuSeconds(): number {
 }
 
 function loadgen(url: string, bodyFile: string): Promise<LoadResult> {
-  const args = ['--import', 'tsx', join(here, 'loadgen.ts'), url, bodyFile, values.connections, String(Number(values.seconds) * 1000), '2000'];
+  const args = [...(import.meta.url.endsWith('.js') ? [join(here, 'loadgen.js')] : ['--import', 'tsx', join(here, 'loadgen.ts')]), url, bodyFile, values.connections, String(Number(values.seconds) * 1000), '2000'];
   const [cmd, argv] = hasTaskset ? ['taskset', ['-c', '1', process.execPath, ...args]] : [process.execPath, args];
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -54,13 +54,15 @@ const { values } = parseArgs({
   },
 });
 const here = fileURLToPath(new URL('.', import.meta.url));
+/** How to run a sibling script: through tsx from source, or as the .js beside this one when compiled (tsc --outDir, for profiles with line numbers). */
+const script = (name: string): string[] => (import.meta.url.endsWith('.js') ? [join(here, `${name}.js`)] : ['--import', 'tsx', join(here, `${name}.ts`)]);
 const parts = new Set(values.part.split(','));
 const rounds = Number(values.rounds);
 
 function child(variant: string, args: string[], profile = false): Promise<ChildResult> {
   const prof = profile && values['cpu-prof-dir'] !== '' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] : [];
   // The roles run with the V8 flags of `npm start` (lib/node-flags.ts), as they do in production.
-  const argv = [...NODE_FLAGS, ...prof, '--import', 'tsx', join(here, 'kafka-child.ts'), variant, ...args, '--compression', values.compression,
+  const argv = [...NODE_FLAGS, ...prof, ...script('kafka-child'), variant, ...args, '--compression', values.compression,
     ...(values['alloc-prof-dir'] === '' ? [] : ['--alloc-prof-dir', values['alloc-prof-dir']])];
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
