@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import avro from 'avsc';
 import { projectPath } from '../lib/paths.js';
 import type { SessionEvent } from './events.js';
-import { createAvroCodec } from './framing.js';
+import { createEventReader } from './event-reader.js';
+import { HEADER_BYTES, createAvroCodec } from './framing.js';
 
 /** Reads an .avsc file from schemas/ into an avsc Type. */
 export function loadAvroType(file: string): avro.Type {
@@ -69,6 +70,12 @@ export function encodeSessionEvent(e: SessionEvent): Buffer {
   return sessionEventCodec.encode(sessionEventToAvro(e));
 }
 
+const readCurrentEvent = createEventReader(sessionEventType);
+const currentHeader = Buffer.from([0xc3, 0x01, ...sessionEventCodec.fingerprint]);
+
 export function decodeSessionEvent(buf: Buffer): SessionEvent {
+  // Records of the current schema (nearly all) are read straight into a SessionEvent; others
+  // (earlier versions, a registry's framing) through avsc and the mapping above.
+  if (buf.length > HEADER_BYTES && buf.compare(currentHeader, 0, HEADER_BYTES, 0, HEADER_BYTES) === 0) return readCurrentEvent(buf, HEADER_BYTES);
   return sessionEventFromAvro(sessionEventCodec.decode(buf));
 }
