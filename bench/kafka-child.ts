@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createKafkaBus } from '../lib/bus/kafka.js';
 import { createMemoryBus } from '../lib/bus/memory.js';
@@ -24,9 +23,9 @@ import { startRuntime, type Runtime } from '../lib/runtime.js';
 import { decodeMetricsRecord } from '../processors/metrics-record.js';
 import { encodeStream, simulatedStream, withFlushEvents } from './events.js';
 import type { LoadResult } from './loadgen.js';
+import { siblingScript } from './machine.js';
 import { startIngest } from './servers.js';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
@@ -63,7 +62,7 @@ function cpuSeconds(): number {
 }
 
 function loadgen(url: string, bodyFile: string): Promise<LoadResult> {
-  const args = [...(import.meta.url.endsWith('.js') ? [join(here, 'loadgen.js')] : ['--import', 'tsx', join(here, 'loadgen.ts')]), url, bodyFile, values.connections, String(Number(values.seconds) * 1000), '2000'];
+  const args = [...siblingScript(import.meta.url, 'loadgen'), url, bodyFile, values.connections, String(Number(values.seconds) * 1000), '2000'];
   const [cmd, argv] = hasTaskset ? ['taskset', ['-c', '1', process.execPath, ...args]] : [process.execPath, args];
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -23,14 +23,13 @@ import { NODE_FLAGS } from '../lib/node-flags.js';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateView } from '../sim/model.js';
 import { defaultModelOptions } from '../sim/options.js';
 import { startClickHouseServer, type ClickHouseServer } from '../test/helpers/clickhouse-server.js';
 import { startKafka, type KafkaCluster } from '../test/helpers/kafka.js';
 import type { ChildResult } from './kafka-child.js';
-import { fmt, machineLine, median } from './machine.js';
+import { fmt, machineLine, median, siblingScript } from './machine.js';
 
 const { values } = parseArgs({
   options: {
@@ -53,16 +52,13 @@ const { values } = parseArgs({
     'alloc-prof-dir': { type: 'string', default: '' },
   },
 });
-const here = fileURLToPath(new URL('.', import.meta.url));
-/** How to run a sibling script: through tsx from source, or as the .js beside this one when compiled (tsc --outDir, for profiles with line numbers). */
-const script = (name: string): string[] => (import.meta.url.endsWith('.js') ? [join(here, `${name}.js`)] : ['--import', 'tsx', join(here, `${name}.ts`)]);
 const parts = new Set(values.part.split(','));
 const rounds = Number(values.rounds);
 
 function child(variant: string, args: string[], profile = false): Promise<ChildResult> {
   const prof = profile && values['cpu-prof-dir'] !== '' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] : [];
   // The roles run with the V8 flags of `npm start` (lib/node-flags.ts), as they do in production.
-  const argv = [...NODE_FLAGS, ...prof, ...script('kafka-child'), variant, ...args, '--compression', values.compression,
+  const argv = [...NODE_FLAGS, ...prof, ...siblingScript(import.meta.url, 'kafka-child'), variant, ...args, '--compression', values.compression,
     ...(values['alloc-prof-dir'] === '' ? [] : ['--alloc-prof-dir', values['alloc-prof-dir']])];
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });

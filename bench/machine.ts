@@ -1,6 +1,8 @@
 /** The machine a benchmark ran on, printed next to every figure (bench/README.md records it). */
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface MachineInfo {
   nproc: number;
@@ -44,4 +46,14 @@ export function median(xs: readonly number[]): number {
 /** 1234567.8 → "1,234,568". */
 export function fmt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
+}
+
+/**
+ * Node arguments that run the bench script `name` beside the module `from` (its import.meta.url):
+ * through tsx from source, or the compiled .js when `from` is compiled itself (tsc --outDir: CPU
+ * profiles with line numbers).
+ */
+export function siblingScript(from: string, name: string): string[] {
+  const here = dirname(fileURLToPath(from));
+  return from.endsWith('.js') ? [join(here, `${name}.js`)] : ['--import', 'tsx', join(here, `${name}.ts`)];
 }

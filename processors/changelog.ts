@@ -3,7 +3,7 @@ import { loadAvroType } from '../schemas/codec.js';
 import type { Dims } from '../schemas/events.js';
 import { createAvroCodec, framingOf } from '../schemas/framing.js';
 import { SUM_FIELDS, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
-import { accKey, emptyPartitionState, newDirtyAccs, type DirtyAccs, type PartitionCounters, type PartitionState } from './partition.js';
+import { accKey, emptyPartitionState, markAcc, newDirtyAccs, type DirtyAccs, type PartitionCounters, type PartitionState } from './partition.js';
 import { ACTIVE_STATES, intern, internDims, internSession, upgradeSession, type Session } from './session.js';
 import { accFromJson, type AccJson } from './snapshot.js';
 import { createSessionStateWriter, type SessionAvro } from './state-writer.js';
@@ -63,7 +63,7 @@ interface WindowAvro {
 }
 
 export const sessionStateCodec = createAvroCodec<SessionAvro>(loadAvroType('state-session.avsc'));
-const writeSessionState = createSessionStateWriter(sessionStateCodec);
+const sessionStateWriter = createSessionStateWriter(sessionStateCodec);
 export const windowStateCodec = createAvroCodec<WindowAvro>(loadAvroType('state-window.avsc'));
 
 /**
@@ -76,7 +76,7 @@ export const windowStateCodec = createAvroCodec<WindowAvro>(loadAvroType('state-
  */
 export function encodeSessionState(s: Session, t: number, firedBeforeMs: number): Buffer {
   const followsFired = ACTIVE_STATES.has(s.state) && s.extrapolatedToMs === Math.max(s.sinceMs, firedBeforeMs);
-  return writeSessionState({
+  return sessionStateWriter.write({
     t, id: s.id, state: s.state, started: s.started, attemptTsMs: s.attemptTsMs, sinceMs: s.sinceMs,
     extrapolatedToMs: followsFired ? null : s.extrapolatedToMs,
     lastTsMs: s.lastTsMs, lastSeq: s.lastSeq, seenBelow: s.seenBelow, dims: s.dims, bitrateKbps: s.bitrateKbps,
@@ -273,12 +273,12 @@ export function diffPartition(
         else if (!t.touched.has(id)) t.touched.set(id, -1);
       }
       for (const { table, w, k, gone } of accs) {
-        const held = t.accs[table].get(w);
-        if (gone) {
+        if (!gone) markAcc(t.accs, table, w, k);
+        else {
+          const held = t.accs[table].get(w);
           held?.delete(k);
           if (held?.size === 0) t.accs[table].delete(w);
-        } else if (held === undefined) t.accs[table].set(w, new Set([k]));
-        else held.add(k);
+        }
       }
     },
   };
@@ -334,9 +334,7 @@ export function restorePartition(partition: number, records: readonly BusRecord[
       let byDims = state[rec.table].get(rec.w);
       if (byDims === undefined) state[rec.table].set(rec.w, (byDims = new Map()));
       byDims.set(rec.k, rec.acc);
-      let held = tracker.accs[rec.table].get(rec.w);
-      if (held === undefined) tracker.accs[rec.table].set(rec.w, (held = new Set()));
-      held.add(rec.k);
+      markAcc(tracker.accs, rec.table, rec.w, rec.k);
     }
   }
   // Least recently touched first, as applyEvent's touch() left the live map.

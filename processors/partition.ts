@@ -91,7 +91,7 @@ export interface DirtyAccs {
 
 export const newDirtyAccs = (): DirtyAccs => ({ open: new Map(), corrections: new Map() });
 
-function markAcc(d: DirtyAccs, table: 'open' | 'corrections', w: number, key: string): void {
+export function markAcc(d: DirtyAccs, table: 'open' | 'corrections', w: number, key: string): void {
   let keys = d[table].get(w);
   if (keys === undefined) d[table].set(w, (keys = new Set()));
   keys.add(key);

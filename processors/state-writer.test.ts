@@ -6,7 +6,7 @@ import { loadAvroType } from '../schemas/codec.js';
 import { createAvroCodec } from '../schemas/framing.js';
 import { dimsKey } from './accumulator.js';
 import { sessionStateCodec } from './changelog.js';
-import { createSessionStateWriter, type SessionAvro } from './state-writer.js';
+import { MAX_CACHED_DIMS, createSessionStateWriter, type SessionAvro } from './state-writer.js';
 
 const STATES = ['init', 'starting', 'playing', 'paused', 'seeking', 'rebuffering', 'ended', 'failed', 'quit'] as const;
 // Dimension values from a small set (shared dims, as live) or any Unicode (multi-byte UTF-8, surrogate pairs).
@@ -22,25 +22,30 @@ const session: fc.Arbitrary<SessionAvro> = fc.record({
 
 describe('the changelog session writer', () => {
   it('writes the bytes avsc writes, for any session (a fresh writer and one that has seen others)', () => {
-    const seasoned = createSessionStateWriter(sessionStateCodec);
+    const seasoned = createSessionStateWriter(sessionStateCodec).write;
     fc.assert(fc.property(session, (s) => {
       const expected = sessionStateCodec.encode(s);
-      expect(createSessionStateWriter(sessionStateCodec)(s, dimsKey(s.dims))).toEqual(expected);
+      expect(createSessionStateWriter(sessionStateCodec).write(s, dimsKey(s.dims))).toEqual(expected);
       expect(seasoned(s, dimsKey(s.dims))).toEqual(expected);
     }), { numRuns: 2000 });
   });
 
   it('writes each session its own dims while more distinct dims pass through than it keeps (the cache starts over)', () => {
-    const write = createSessionStateWriter(sessionStateCodec);
+    const writer = createSessionStateWriter(sessionStateCodec);
     const base = fc.sample(session, 1)[0] as SessionAvro;
+    // 5,000 distinct dims, each twice: the cache fills to its bound, starts over, and fills again.
     for (let i = 0; i < 10_000; i++) {
       const s = { ...base, id: `s${i}`, dims: { ...base.dims, contentId: `content-${i % 5000}`, cdn: i % 2 === 0 ? 'a' : 'b' } };
-      expect(write(s, dimsKey(s.dims))).toEqual(sessionStateCodec.encode(s));
+      expect(writer.write(s, dimsKey(s.dims))).toEqual(sessionStateCodec.encode(s));
+      expect(writer.cachedDims()).toBeLessThanOrEqual(MAX_CACHED_DIMS);
     }
+    // Started over at record 4,097; every one of the 5,904 after it missed (what they needed had
+    // just been dropped), so it started over once more at the bound.
+    expect(writer.cachedDims()).toBe(((10_000 - MAX_CACHED_DIMS) % MAX_CACHED_DIMS) || MAX_CACHED_DIMS);
   });
 
   it('refuses what avsc refuses for a long (not a safe integer)', () => {
-    const write = createSessionStateWriter(sessionStateCodec);
+    const { write } = createSessionStateWriter(sessionStateCodec);
     const s = fc.sample(session, 1)[0] as SessionAvro;
     for (const bad of [1.5, Number.NaN, 2 ** 60, Number.MAX_SAFE_INTEGER]) {
       expect(() => sessionStateCodec.encode({ ...s, lastSeq: bad })).toThrow();
@@ -51,6 +56,6 @@ describe('the changelog session writer', () => {
   it('refuses a schema whose fields it does not know (a changed state-session.avsc fails at load, not on the wire)', () => {
     const schema = loadAvroType('state-session.avsc').schema() as { fields: Array<{ name: string }> };
     const changed = { ...schema, fields: [...schema.fields.slice(0, 3), { name: 'extra', type: 'int' }, ...schema.fields.slice(3)] };
-    expect(() => createSessionStateWriter(createAvroCodec<SessionAvro>(avro.Type.forSchema(changed as avro.Schema)))).toThrow(/state-session.avsc changed/);
+    expect(() => createSessionStateWriter(createAvroCodec<SessionAvro>(avro.Type.forSchema(changed as avro.Schema)))).toThrow(/changed .*update processors\/state-writer\.ts/);
   });
 });

@@ -1,6 +1,6 @@
 import type avro from 'avsc';
 import type { Dims } from '../schemas/events.js';
-import { HEADER_BYTES, type AvroCodec } from '../schemas/framing.js';
+import { HEADER_BYTES, checkRecordLayout, type AvroCodec } from '../schemas/framing.js';
 import type { SessionState } from './session.js';
 
 /** A changelog session value's fields (schemas/state-session.avsc, in schema order). */
@@ -23,25 +23,18 @@ export interface SessionAvro {
 }
 
 /** The fields and Avro types the writer below writes, in order; checked against the schema at load. */
-const LAYOUT: ReadonlyArray<readonly [keyof SessionAvro, string]> = [
-  ['t', 'long'], ['id', 'string'], ['state', 'enum'], ['started', 'boolean'], ['attemptTsMs', 'null|double'],
-  ['sinceMs', 'double'], ['extrapolatedToMs', 'null|double'], ['lastTsMs', 'double'], ['lastSeq', 'long'],
-  ['seenBelow', 'long'], ['dims', 'record'], ['bitrateKbps', 'double'], ['droppedFrames', 'double'], ['clockOffsetMs', 'double'],
+const LAYOUT: readonly string[] = [
+  't:long', 'id:string', 'state:enum', 'started:boolean', 'attemptTsMs:null|double', 'sinceMs:double',
+  'extrapolatedToMs:null|double', 'lastTsMs:double', 'lastSeq:long', 'seenBelow:long', 'dims:record',
+  'bitrateKbps:double', 'droppedFrames:double', 'clockOffsetMs:double',
 ];
 
 /** The largest magnitude avsc writes as a long from a number (2^53 - 2: zigzag doubles it within 2^54). */
 const MAX_LONG = 9007199254740990;
 /** Distinct dims records whose bytes are kept (a session's dims repeat in each of its records, and across sessions). */
-const MAX_CACHED_DIMS = 4096;
+export const MAX_CACHED_DIMS = 4096;
 /** Every field but the two strings and the dims takes at most 10 bytes (a varint long, or a union index + a double). */
 const FIXED_BYTES = 12 * 10;
-
-interface AvroField {
-  name: string;
-  type: avro.Type & { typeName: string; types?: Array<{ typeName: string }>; symbols?: string[] };
-}
-
-const typeName = (t: AvroField['type']): string => (t.typeName === 'union:unwrapped' || t.typeName === 'union:wrapped' ? (t.types ?? []).map((u) => u.typeName).join('|') : t.typeName);
 
 /**
  * The single-object encoding of a changelog session value, written field by field: the same bytes
@@ -51,14 +44,16 @@ const typeName = (t: AvroField['type']): string => (t.typeName === 'union:unwrap
  * The dims bytes are keyed by the session's interned dims key, which is derived from its dims
  * (partition.ts and session.ts set the two together).
  */
-export function createSessionStateWriter(codec: AvroCodec<SessionAvro>): (v: SessionAvro, dimsKey: string) => Buffer {
-  const fields = (codec.type as unknown as { fields: AvroField[] }).fields;
-  const actual = fields.map((f) => [f.name, typeName(f.type)] as const);
-  if (JSON.stringify(actual) !== JSON.stringify(LAYOUT)) {
-    throw new Error(`state-session.avsc changed (${JSON.stringify(actual)}): update processors/state-writer.ts`);
-  }
+export interface SessionStateWriter {
+  write(v: SessionAvro, dimsKey: string): Buffer;
+  /** Dims records whose bytes are kept now (at most MAX_CACHED_DIMS). */
+  cachedDims(): number;
+}
+
+export function createSessionStateWriter(codec: AvroCodec<SessionAvro>): SessionStateWriter {
+  const fields = checkRecordLayout(codec.type, LAYOUT, 'processors/state-writer.ts');
   const stateIndex = new Map((fields[2]?.type.symbols ?? []).map((s, i) => [s, i]));
-  const dimsType = fields[10]?.type as avro.Type;
+  const dimsType = fields[10]?.type as unknown as avro.Type;
   const dimsCache = new Map<string, Buffer>();
   const header = Buffer.from([0xc3, 0x01, ...codec.fingerprint]);
   const scratch = (size: number): Buffer => {
@@ -105,7 +100,7 @@ export function createSessionStateWriter(codec: AvroCodec<SessionAvro>): (v: Ses
     return b;
   };
 
-  return (v, dimsKey) => {
+  const write = (v: SessionAvro, dimsKey: string): Buffer => {
     const dims = dimsBytes(v.dims, dimsKey);
     const room = HEADER_BYTES + FIXED_BYTES + 10 + 3 * v.id.length + dims.length;
     if (buf.length < room) buf = scratch(Math.max(room, buf.length * 2));
@@ -130,4 +125,5 @@ export function createSessionStateWriter(codec: AvroCodec<SessionAvro>): (v: Ses
     buf.copy(out, 0, 0, pos);
     return out;
   };
+  return { write, cachedDims: () => dimsCache.size };
 }

@@ -1,22 +1,16 @@
 import type avro from 'avsc';
 import type { SessionEvent } from './events.js';
+import { checkRecordLayout } from './framing.js';
 
 /** The fields and Avro types the reader below reads, in order; checked against beacon-event.avsc at load. */
-const LAYOUT = [
+const LAYOUT: readonly string[] = [
   'session_id:string', 'seq:long', 'ts_ms:long', 'received_at_ms:long', 'type:enum', 'source:enum',
   'cdn:string', 'country:string', 'asn:string', 'content_id:string', 'stream_type:string', 'player_name:string',
   'player_version:string', 'device_type:string', 'os:string', 'browser:string', 'custom1:string', 'custom2:string',
   'custom3:string', 'bitrate_kbps:null|int', 'playhead_ms:null|long', 'dropped_frames:null|long',
   'error_code:null|string', 'error_fatal:null|boolean', 'http_status:null|int', 'ttfb_ms:null|int', 'ttlb_ms:null|int',
   'startup_ms:null|int', 'client_hash:string',
-].join(',');
-
-interface AvroField {
-  name: string;
-  type: { typeName: string; types?: Array<{ typeName: string }>; symbols?: string[] };
-}
-
-const typeName = (t: AvroField['type']): string => (t.typeName.startsWith('union:') ? (t.types ?? []).map((u) => u.typeName).join('|') : t.typeName);
+];
 
 /** Longer than any varint of a 64-bit long. */
 const MAX_VARINT_BYTES = 10;
@@ -82,9 +76,7 @@ function boolean(): boolean {
  * (avsc would give an undefined enum symbol; this is stricter).
  */
 export function createEventReader(type: avro.Type): (record: Buffer, from: number) => SessionEvent {
-  const fields = (type as unknown as { fields: AvroField[] }).fields;
-  const actual = fields.map((f) => `${f.name}:${typeName(f.type)}`).join(',');
-  if (actual !== LAYOUT) throw new Error(`beacon-event.avsc changed (${actual}): update schemas/event-reader.ts`);
+  const fields = checkRecordLayout(type, LAYOUT, 'schemas/event-reader.ts');
   const types = fields[4]?.type.symbols ?? [];
   const sources = fields[5]?.type.symbols ?? [];
   const symbol = <T extends string>(symbols: readonly string[]): T => (symbols[long()] as T | undefined) ?? invalid('enum index');

@@ -186,3 +186,21 @@ function notSingleObject(buf: Buffer): Error {
   }
   return new Error('not an Avro single-object encoded record (missing C3 01 header)');
 }
+
+interface AvroField {
+  name: string;
+  type: { typeName: string; types?: Array<{ typeName: string }>; symbols?: string[] };
+}
+
+/**
+ * A record type's fields as `name:type` (a union as its branches, `null|int`), for code that reads or
+ * writes the record by hand: it states the layout it was written for and calls this at load, so a
+ * changed schema stops the process at start rather than misreading records. Returns the fields.
+ */
+export function checkRecordLayout(type: avro.Type, expected: readonly string[], owner: string): AvroField[] {
+  const fields = (type as unknown as { fields: AvroField[] }).fields;
+  const name = (t: AvroField['type']): string => (t.typeName.startsWith('union:') ? (t.types ?? []).map((u) => u.typeName).join('|') : t.typeName);
+  const actual = fields.map((f) => `${f.name}:${name(f.type)}`);
+  if (actual.join(',') !== expected.join(',')) throw new Error(`${type.name ?? 'the schema'} changed (${actual.join(', ')}): update ${owner}`);
+  return fields;
+}

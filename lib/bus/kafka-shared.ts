@@ -59,8 +59,7 @@ export interface KafkaMessageOut {
 /** kafkajs's message for `m`: `m` itself unless it carries a timestamp (kafkajs only reads a message). */
 export function toKafkaMessage(m: BusMessage): KafkaMessageOut {
   if (m.timestampMs === undefined) return m;
-  const out: KafkaMessageOut = { key: m.key, value: m.value };
-  if (m.timestampMs !== undefined) out.timestamp = String(m.timestampMs);
+  const out: KafkaMessageOut = { key: m.key, value: m.value, timestamp: String(m.timestampMs) };
   if (m.partition !== undefined) out.partition = m.partition;
   return out;
 }
