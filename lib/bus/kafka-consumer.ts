@@ -1,8 +1,8 @@
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { QoeError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { BusConsumer, BusRecord, ConsumerHandlers, ConsumerOptions, OffsetCommit, TopicPartition } from './types.js';
-import { busError, createSerial, groupPartitions } from './kafka-shared.js';
+import type { BusConsumer, ConsumerHandlers, ConsumerOptions, OffsetCommit, TopicPartition } from './types.js';
+import { busError, createSerial, groupPartitions, toBusRecord } from './kafka-shared.js';
 
 export interface KafkaConsumerDeps {
   kafka: Kafka;
@@ -15,17 +15,6 @@ export interface KafkaConsumerDeps {
 }
 
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
-
-function toRecord(topic: string, partition: number, m: KafkaMessage): BusRecord {
-  return {
-    topic,
-    partition,
-    offset: Number(m.offset),
-    key: m.key === null ? '' : m.key.toString('utf8'),
-    value: m.value ?? Buffer.alloc(0),
-    timestampMs: Number(m.timestamp),
-  };
-}
 
 /**
  * A BusConsumer on a kafkajs consumer group: read_committed, kafkajs's auto-commit off, offsets
@@ -87,7 +76,7 @@ export function createKafkaConsumer(deps: KafkaConsumerDeps, opts: ConsumerOptio
       for (let start = 0; start < messages.length; start += maxBatchSize) {
         if (closing || !payload.isRunning() || payload.isStale() || paused.has(key(batch.topic, batch.partition))) return;
         const chunk = messages.slice(start, start + maxBatchSize);
-        const records = chunk.map((m) => toRecord(batch.topic, batch.partition, m));
+        const records = chunk.map((m) => toBusRecord(batch.topic, batch.partition, m));
         const last = records[records.length - 1];
         if (last === undefined) continue;
         const atEnd = start + maxBatchSize >= messages.length;
@@ -123,6 +112,7 @@ export function createKafkaConsumer(deps: KafkaConsumerDeps, opts: ConsumerOptio
         sessionTimeout: deps.sessionTimeoutMs,
         heartbeatInterval: deps.heartbeatIntervalMs,
         maxWaitTimeInMs: deps.maxWaitMs,
+        ...(opts.maxBytesPerPartition === undefined ? {} : { maxBytesPerPartition: opts.maxBytesPerPartition }),
         retry: { retries: deps.retries },
       });
       consumer = c;

@@ -331,10 +331,18 @@ export const pinningPartitioner: ICustomPartitioner = () => {
 
 /** The topic/partition pairs of `topicMessages` that `answered` does not acknowledge. */
 export function unacknowledged(topicMessages: OutMessages, answered: RecordMetadata[]): OutMessages {
-  const ok = new Set(answered.filter((r) => r.errorCode === 0).map((r) => `${r.topicName}\u0000${r.partition}`));
+  // Partition numbers per topic: a string per message to look up was a cost of every changelog record.
+  const ok = new Map<string, Set<number>>();
+  for (const r of answered) {
+    if (r.errorCode !== 0) continue;
+    let parts = ok.get(r.topicName);
+    if (parts === undefined) ok.set(r.topicName, (parts = new Set()));
+    parts.add(r.partition);
+  }
   const out: OutMessages = [];
   for (const { topic, messages } of topicMessages) {
-    const missing = messages.filter((m) => m.partition === undefined || !ok.has(`${topic}\u0000${m.partition}`));
+    const acked = ok.get(topic);
+    const missing = messages.filter((m) => m.partition === undefined || acked?.has(m.partition) !== true);
     if (missing.length > 0) out.push({ topic, messages: missing });
   }
   return out;

@@ -3,7 +3,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { QoeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { BusRecord } from './types.js';
-import { busError } from './kafka-shared.js';
+import { busError, toBusRecord } from './kafka-shared.js';
 
 export interface KafkaReaderDeps {
   kafka: Kafka;
@@ -64,15 +64,10 @@ export async function readKafkaPartition(
       eachBatch: async ({ batch }) => {
         if (finished || batch.partition !== partition) return;
         for (const m of batch.messages) {
-          const offset = Number(m.offset);
+          const r = toBusRecord(topic, partition, m);
+          const offset = r.offset;
           if (offset < next) continue;
           next = offset + 1;
-          const r: BusRecord = {
-            topic, partition, offset,
-            key: m.key === null ? '' : m.key.toString('utf8'),
-            value: m.value ?? Buffer.alloc(0),
-            timestampMs: Number(m.timestamp),
-          };
           records.push(r);
           if ((until !== undefined && until(r)) || (until === undefined && offset >= endOffset - 1)) {
             finished = true;

@@ -1,11 +1,23 @@
-import './kafkajs-patches.js';
-import type { LogEntry, logCreator } from 'kafkajs';
+import { fetchedOffset, fetchedTimestamp } from './kafkajs-patches.js';
+import type { KafkaMessage, LogEntry, logCreator } from 'kafkajs';
 import { logLevel } from 'kafkajs';
 import { QoeError, isQoeError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { BusMessage, TopicMessages, TopicPartition } from './types.js';
+import type { BusMessage, BusRecord, TopicMessages, TopicPartition } from './types.js';
 
 /** Pieces shared by the kafkajs adapter's files (kafka.ts, kafka-producer.ts, kafka-consumer.ts). */
+
+/** A record kafkajs fetched, as the bus hands it out (offset and timestamp as numbers, key as text). */
+export function toBusRecord(topic: string, partition: number, m: KafkaMessage): BusRecord {
+  return {
+    topic,
+    partition,
+    offset: fetchedOffset(m),
+    key: m.key === null ? '' : m.key.toString('utf8'),
+    value: m.value ?? Buffer.alloc(0),
+    timestampMs: fetchedTimestamp(m),
+  };
+}
 
 /**
  * A kafkajs error (or any failure) as the bus error: QOE_ERR_BUS_UNAVAILABLE, retriable, with the

@@ -1,5 +1,7 @@
 // First: the patch must run before anything loads kafkajs, as in the adapter's files.
-import { KafkajsEncoder, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3, recordDecoderV0 } from './kafkajs-patches.js';
+import {
+  FetchedRecord, KafkajsEncoder, fetchedOffset, fetchedTimestamp, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3, recordDecoderV0,
+} from './kafkajs-patches.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -315,11 +317,66 @@ describe('kafkajs patch: record decoder with number arithmetic where exact', () 
       const [a, b] = [new Decoder(body), new Decoder(body)];
       const mine = ours(a, ctx);
       const kafkajs = theirs(b, ctx);
-      expect(mine).toEqual(kafkajs);
-      expect(Object.keys(mine)).toEqual(Object.keys(kafkajs));
+      // Every field kafkajs sets reads the same (offset and timestamp through FetchedRecord's getters).
+      expect(mine).toBeInstanceOf(FetchedRecord);
+      expect(Object.fromEntries(Object.keys(kafkajs).map((k) => [k, mine[k]]))).toEqual(kafkajs);
+      // As numbers: what Number() of kafkajs's strings gives.
+      expect(fetchedOffset(mine as unknown as FetchedRecord)).toBe(Number(kafkajs.offset));
+      expect(fetchedTimestamp(mine as unknown as FetchedRecord)).toBe(Number(kafkajs.timestamp));
       expect(a.offset).toBe(b.offset);
       decoded += 1;
     }), { numRuns: 3000 });
     expect(decoded).toBe(3000);
+  });
+});
+
+describe('kafkajs patch: consumer Batch comparing offsets as numbers', () => {
+  type BatchClass = new (topic: string, fetchedOffset: string, data: Record<string, unknown>) => {
+    messages: Array<{ offset: string }>; messagesWithinOffset: Array<{ offset: string }>;
+    isEmpty(): boolean; isEmptyIncludingFiltered(): boolean; isEmptyControlRecord(): boolean; isEmptyDueToLogCompactedMessages(): boolean;
+    firstOffset(): string | null; lastOffset(): string; offsetLag(): string; offsetLagLow(): string;
+  };
+  const Ours = require('kafkajs/src/consumer/batch.js') as BatchClass;
+  const Theirs = originalModule('kafkajs/src/consumer/batch.js') as BatchClass;
+
+  it('is what kafkajs loads, and inherits every method of kafkajs\'s Batch', () => {
+    expect(kafkajsPatched).toBe(true);
+    expect(Ours).not.toBe(Theirs);
+    // Only the constructor is ours: the methods come from kafkajs's class (its prototype).
+    expect(Object.getOwnPropertyNames(Ours.prototype)).toEqual(['constructor']);
+    expect(Object.getOwnPropertyNames(Object.getPrototypeOf(Ours.prototype)).sort()).toEqual(Object.getOwnPropertyNames(Theirs.prototype).sort());
+  });
+
+  it('hands out what kafkajs 2.2.4 does, for decoded and plain records, safe offsets and not (truth: the log too)', () => {
+    const view = (b: InstanceType<BatchClass>): unknown => ({
+      messages: b.messages.map((m) => m.offset), within: b.messagesWithinOffset.map((m) => m.offset),
+      isEmpty: b.isEmpty(), isEmptyIncludingFiltered: b.isEmptyIncludingFiltered(), isEmptyControlRecord: b.isEmptyControlRecord(),
+      compacted: b.isEmptyDueToLogCompactedMessages(), first: b.firstOffset(), last: b.lastOffset(), lag: b.offsetLag(), lagLow: b.offsetLagLow(),
+    });
+    // Offsets from 0, and from just below 2^53 (where offsets stop being safe integers).
+    const bases = fc.constantFrom(0n, 2n ** 53n - 40n);
+    let compared = 0;
+    fc.assert(fc.property(scheduleArb, fc.nat(), fc.nat(), bases, fc.boolean(), (schedule, a, b, base, decoded) => {
+      const { log, aborted, lso } = buildLog(schedule);
+      // The fetch starts at `from`; its first record batch may start earlier (compressed batches).
+      const from = lso === 0 ? 0 : a % lso;
+      const batchStart = from === 0 ? 0 : b % (from + 1);
+      const response = fetchResponse(log, lso, batchStart);
+      const at = (offset: string): bigint => base + BigInt(offset);
+      const messages = response.messages.map((m) => {
+        const o = at(m.offset);
+        return decoded
+          ? new FetchedRecord(2, 0, 1_767_225_600_000, o <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(o) : String(o), m.key, null, {}, m.isControlRecord === true, m.batchContext as never)
+          : { ...m, offset: String(o) };
+      });
+      const abortedTransactions = response.abortedTransactions?.map((t) => ({ ...t, firstOffset: String(at(t.firstOffset)) }));
+      const data = (): Record<string, unknown> => ({ partition: 0, highWatermark: String(base + BigInt(lso)), abortedTransactions, messages });
+      const mine = new Ours('t', String(base + BigInt(from)), data());
+      expect(view(mine)).toEqual(view(new Theirs('t', String(base + BigInt(from)), data())));
+      const truth = log.filter((e) => e.offset >= from && e.offset < lso && e.marker === undefined && !aborted.has(`${e.producer}:${e.txn}`)).map((e) => String(base + BigInt(e.offset)));
+      expect(mine.messages.map((m) => m.offset)).toEqual(truth);
+      compared += 1;
+    }), { numRuns: 600 });
+    expect(compared).toBe(600);
   });
 });

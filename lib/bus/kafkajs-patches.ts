@@ -44,7 +44,13 @@ import { createRequire } from 'node:module';
  *    new object with reduce. In an allocation profile of bench/kafka.ts (b) that was the largest
  *    allocator of the processor (~1.8 kB per record). The replacement does the same with numbers
  *    where every value is a safe integer (timestamps and offsets are) and takes kafkajs's own path
- *    otherwise; a property test compares the decoded records with kafkajs's.
+ *    otherwise; a property test compares the decoded records with kafkajs's. The records it returns
+ *    (`FetchedRecord`) keep the offset and timestamp as numbers and make kafkajs's decimal strings
+ *    only when read, and share one empty headers object.
+ * 6. `consumer/batch.js` (every fetched partition) keeps the records at or after the fetched offset
+ *    by parsing each record's offset string into a 64-bit Long (`Long.fromValue(offset).gte(...)`),
+ *    the largest kafkajs cost of the consumer left after 5. The replacement compares the numbers
+ *    `FetchedRecord` holds (Long where an offset is not a safe integer), with the same filters after.
  */
 
 type Partitioner = (args: { topic: string; partitionMetadata: unknown[]; message: unknown }) => number;
@@ -307,11 +313,53 @@ interface RecordBatchContext {
   firstOffset: string; firstTimestamp: string; magicByte: number; isControlBatch?: boolean; timestampType: number; maxTimestamp: string;
 }
 
+/** A record without headers: one shared, frozen object (kafkajs made a new `{}` for each). */
+const NO_HEADERS: Record<string, unknown> = Object.freeze({});
+
+/**
+ * A fetched record as the patched decoder returns it: kafkajs's fields, with the offset and the
+ * timestamp held as numbers where exact and made into kafkajs's decimal strings only when read
+ * (kafkajs built two strings per record, then the consumer parsed them back, and the Batch parsed
+ * the offset into a Long once more). `fetchedOffset` / `fetchedTimestamp` read them as numbers.
+ */
+export class FetchedRecord {
+  constructor(
+    readonly magicByte: number | undefined,
+    readonly attributes: number,
+    /** A safe integer, or kafkajs's decimal string when it is not one. */
+    readonly timestampValue: number | string,
+    readonly offsetValue: number | string,
+    readonly key: Buffer | null,
+    readonly value: Buffer | null,
+    readonly headers: Record<string, unknown>,
+    readonly isControlRecord: boolean,
+    readonly batchContext: Partial<RecordBatchContext>,
+  ) {}
+
+  get offset(): string {
+    return String(this.offsetValue);
+  }
+
+  get timestamp(): string {
+    return String(this.timestampValue);
+  }
+}
+
+/** A fetched record's offset as a number (exact: Kafka offsets are far below 2^53). */
+export function fetchedOffset(m: { offset: string }): number {
+  return m instanceof FetchedRecord && typeof m.offsetValue === 'number' ? m.offsetValue : Number(m.offset);
+}
+
+/** A fetched record's timestamp (ms) as a number. */
+export function fetchedTimestamp(m: { timestamp: string }): number {
+  return m instanceof FetchedRecord && typeof m.timestampValue === 'number' ? m.timestampValue : Number(m.timestamp);
+}
+
 /** 7 varint bytes hold 49 bits: a zigzag value below 2^49 is exact as a double. */
 const MAX_FAST_VARLONG_BYTES = 7;
 
 /** kafkajs's record v0 decoder with number arithmetic where it is exact (see 5. above). */
-function fastRecordDecoder(): (decoder: KafkajsDecoder, batchContext?: Partial<RecordBatchContext>) => unknown {
+function fastRecordDecoder(): (decoder: KafkajsDecoder, batchContext?: Partial<RecordBatchContext>) => FetchedRecord {
   const kjs = (id: string): unknown => require(`kafkajs/src/${id}`);
   const Long = kjs('utils/long.js') as { fromValue(v: unknown): { add(v: unknown): { toString(): string } } };
   const HeaderDecoder = kjs('protocol/recordBatch/header/v0/decoder.js') as (d: KafkajsDecoder) => { key: string; value: Buffer | null };
@@ -336,12 +384,12 @@ function fastRecordDecoder(): (decoder: KafkajsDecoder, batchContext?: Partial<R
     return undefined;
   }
 
-  /** `base + delta` as kafkajs writes it (a decimal string), with numbers when both and the sum are safe. */
-  function plus(base: string, delta: number | { toString(): string }): string {
+  /** `base + delta`: a number when both and the sum are safe integers, else the decimal string kafkajs writes. */
+  function plus(base: string, delta: number | { toString(): string }): number | string {
     if (typeof delta === 'number') {
       const n = Number(base);
       const sum = n + delta;
-      if (Number.isSafeInteger(n) && Number.isSafeInteger(sum)) return String(sum);
+      if (Number.isSafeInteger(n) && Number.isSafeInteger(sum)) return sum;
     }
     return Long.fromValue(base).add(delta).toString();
   }
@@ -366,16 +414,75 @@ function fastRecordDecoder(): (decoder: KafkajsDecoder, batchContext?: Partial<R
     const headersAt = decoder.offset;
     const headerCount = decoder.readVarInt();
     let headers: Record<string, unknown>;
-    if (headerCount === 0 || headerCount === -1) headers = {};
+    if (headerCount === 0 || headerCount === -1) headers = NO_HEADERS;
     else {
       decoder.offset = headersAt;
       headers = foldHeaders(decoder.readVarIntArray(HeaderDecoder));
     }
-    return { magicByte, attributes, timestamp, offset, key, value, headers, isControlRecord: isControlBatch, batchContext };
+    return new FetchedRecord(magicByte, attributes, timestamp, offset, key, value, headers, isControlBatch, batchContext);
   };
 }
 
 export const recordDecoderV0 = fastRecordDecoder();
+
+interface PartitionData {
+  partition: number;
+  highWatermark: string;
+  abortedTransactions?: Array<{ producerId: string; firstOffset: string }>;
+  messages: FetchedMessage[];
+}
+interface BatchFields {
+  fetchedOffset: string;
+  topic: string;
+  partition: number;
+  highWatermark: string;
+  rawMessages: FetchedMessage[];
+  messagesWithinOffset: FetchedMessage[];
+  messages: FetchedMessage[];
+}
+
+/**
+ * kafkajs's consumer Batch with its constructor replaced (see 6. above): the same prototype, so its
+ * methods and `instanceof` are kafkajs's own. Loaded after the aborted-messages filter is patched.
+ */
+function fastBatch(): unknown {
+  const Original = require('kafkajs/src/consumer/batch.js') as { prototype: object };
+  const Long = require('kafkajs/src/utils/long.js') as { fromValue(v: unknown): { gte(o: unknown): boolean } };
+  const filterAborted = require('kafkajs/src/consumer/filterAbortedMessages.js') as typeof filterAbortedMessages;
+  class Batch implements BatchFields {
+    fetchedOffset: string;
+    topic: string;
+    partition: number;
+    highWatermark: string;
+    rawMessages: FetchedMessage[];
+    messagesWithinOffset: FetchedMessage[];
+    messages: FetchedMessage[];
+    constructor(topic: string, fetchedOffset: string, partitionData: PartitionData) {
+      this.fetchedOffset = fetchedOffset;
+      const { abortedTransactions, messages } = partitionData;
+      this.topic = topic;
+      this.partition = partitionData.partition;
+      this.highWatermark = partitionData.highWatermark;
+      this.rawMessages = messages;
+      // Records before the fetched offset (a compressed batch starts earlier) are not handed out.
+      const from = Number(fetchedOffset);
+      if (Number.isSafeInteger(from)) {
+        this.messagesWithinOffset = messages.filter((m) => {
+          const o = m instanceof FetchedRecord ? m.offsetValue : m.offset;
+          return typeof o === 'number' ? o >= from : Long.fromValue(o).gte(Long.fromValue(fetchedOffset));
+        });
+      } else {
+        const longFrom = Long.fromValue(fetchedOffset);
+        this.messagesWithinOffset = messages.filter((m) => Long.fromValue(m.offset).gte(longFrom));
+      }
+      // Aborted transactions and control records are not handed out either.
+      const committed = filterAborted({ messages: this.messagesWithinOffset, abortedTransactions });
+      this.messages = committed.filter((m) => m.isControlRecord !== true);
+    }
+  }
+  Object.setPrototypeOf(Batch.prototype, Original.prototype);
+  return Batch;
+}
 
 function patchModule(target: string, user: string, replacement: unknown): boolean {
   const targetPath = require.resolve(target);
@@ -395,4 +502,5 @@ export const kafkajsPatched: boolean =
   patchModule('kafkajs/src/consumer/filterAbortedMessages.js', 'kafkajs/src/consumer/batch.js', filterAbortedMessages) &&
   patchModule('kafkajs/src/protocol/encoder.js', 'kafkajs/src/protocol/request.js', KafkajsEncoder) &&
   patchModule('kafkajs/src/protocol/requests/produce/v3/request.js', 'kafkajs/src/protocol/requests/produce/v3/request.js', produceRequestV3) &&
-  patchModule('kafkajs/src/protocol/recordBatch/record/v0/decoder.js', 'kafkajs/src/protocol/recordBatch/v0/decoder.js', recordDecoderV0);
+  patchModule('kafkajs/src/protocol/recordBatch/record/v0/decoder.js', 'kafkajs/src/protocol/recordBatch/v0/decoder.js', recordDecoderV0) &&
+  patchModule('kafkajs/src/consumer/batch.js', 'kafkajs/src/consumer/consumerGroup.js', fastBatch());

@@ -115,6 +115,11 @@ export interface ConsumerOptions {
   autoCommit?: boolean;
   /** Upper bound on records per batch. Default 1000. */
   maxBatchSize?: number;
+  /**
+   * Kafka: most bytes (as stored, i.e. compressed) one fetch takes from a partition, and so about the
+   * records of one partition's batch. Default 1 MiB (kafkajs's). A fetch takes at most 10 MiB in all.
+   */
+  maxBytesPerPartition?: number;
 }
 
 export interface BusConsumer {
