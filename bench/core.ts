@@ -6,7 +6,7 @@
  */
 import { loadConfig, type Config } from '../lib/config.js';
 import { encodeMetricsRecord, toMetricsRecord } from '../processors/metrics-record.js';
-import { createTracker, diffPartition, noteTouch, type ChangelogTracker } from '../processors/changelog.js';
+import { createTracker, diffPartition, type ChangelogTracker } from '../processors/changelog.js';
 import { advance, applyEvent, emptyPartitionState, newDirtyAccs, type PartitionState } from '../processors/partition.js';
 import { createWatermarkTracker, currentWatermark, observeEventTime, type WatermarkTracker } from '../processors/watermark.js';
 import { decodeSessionEvent } from '../schemas/codec.js';
@@ -24,11 +24,11 @@ export interface CoreState {
   outputBytes: number;
   deadLetters: number;
   /**
-   * With `changelog`: each partition's changelog tracker and the sessions touched since its last
-   * diff; every BATCH the state is diffed and committed as the Kafka processor's transactions do
+   * With `changelog`: each partition's changelog tracker (its state tracks what changed since the
+   * last diff); every BATCH the state is diffed and committed as the Kafka processor's transactions do
    * (processors/changelog.ts), so what the tracker holds is in the figures.
    */
-  changelog?: Map<number, { tracker: ChangelogTracker; touched: Set<string> }>;
+  changelog?: Map<number, ChangelogTracker>;
   changelogBytes: number;
 }
 
@@ -49,20 +49,15 @@ function stateOf(core: CoreState, partition: number): PartitionState {
     if (core.changelog !== undefined) {
       // As restorePartition leaves a state: changes tracked from here on.
       ps.dirtyAccs = newDirtyAccs();
-      ps.dirtySessions = new Set();
-      core.changelog.set(partition, { tracker: createTracker(partition), touched: new Set() });
+      ps.changed = [];
+      core.changelog.set(partition, createTracker(partition));
     }
   }
   return ps;
 }
 
 function apply(core: CoreState, partition: number, e: SessionEvent, offset: number): void {
-  const res = applyEvent(stateOf(core, partition), core.settings, e);
-  const cl = core.changelog?.get(partition);
-  if (cl !== undefined) {
-    cl.touched.add(e.sessionId);
-    if (res.kind === 'ok' || (res.kind === 'dead_letter' && res.reason === 'late')) noteTouch(cl.tracker, e.sessionId, offset);
-  }
+  const res = applyEvent(stateOf(core, partition), core.settings, e, offset);
   observeEventTime(core.tracker, partition, Math.min(e.tsMs, e.receivedAtMs + core.settings.maxClockAheadMs), e.receivedAtMs);
   if (res.kind === 'dead_letter') core.deadLetters += 1;
 }
@@ -79,12 +74,11 @@ export function advanceTo(core: CoreState, watermarkMs: number): void {
       core.outputs += 1;
       core.outputBytes += encodeMetricsRecord(toMetricsRecord(o, core.settings.windowMs, partition)).length;
     }
-    const cl = core.changelog?.get(partition);
-    if (cl !== undefined) {
-      const diff = diffPartition(ps, cl.tracker, { maxTsMs: null, sessions: cl.touched, nextOffset: null });
+    const tracker = core.changelog?.get(partition);
+    if (tracker !== undefined) {
+      const diff = diffPartition(ps, tracker, { maxTsMs: null, nextOffset: null });
       for (const m of diff.messages) core.changelogBytes += m.value.length;
       diff.commit();
-      cl.touched.clear();
     }
   }
 }

@@ -8,13 +8,13 @@ import { readFileSync } from 'node:fs';
 import { projectPath } from '../lib/paths.js';
 import {
   createTracker, decodeSessionState, heldAccs, decodeWindowState, diffPartition, encodeSessionState, encodeWindowState, markOf, movedSince,
-  noteTouch, restorePartition,
+  restorePartition,
 } from './changelog.js';
 import { SUM_FIELDS, emptyAcc } from './accumulator.js';
 import { framingOf } from '../schemas/framing.js';
 import { advance, applyEvent, emptyPartitionState, newDirtyAccs, type ProcessorSettings } from './partition.js';
 import { accToJson, serializePartition } from './snapshot.js';
-import { ACTIVE_STATES, newSession, upgradeSession } from './session.js';
+import { ACTIVE_STATES, measuredFields, newSession, upgradeSession } from './session.js';
 import { DIMENSIONS, emptyDims } from '../schemas/events.js';
 
 const cfg: ProcessorSettings = {
@@ -26,10 +26,9 @@ describe('processor state changelog', () => {
     const run = planRun({ views: 120, seed: 3, startMs: 1_767_225_600_000, periodMs: 60_000 });
     const events = run.views.flatMap((v) => v.events).sort((a, b) => a.ts - b.ts);
     const ps = emptyPartitionState();
-    // Incremental diffs (only the accumulators and sessions partition.ts marked, and the batch's
-    // sessions), as the processor runs them.
+    // Incremental diffs (only the accumulators and sessions partition.ts marked), as the processor runs them.
     ps.dirtyAccs = newDirtyAccs();
-    ps.dirtySessions = new Set();
+    ps.changed = [];
     const tracker = createTracker(0);
     const log: BusRecord[] = [];
     let offset = 0;
@@ -37,19 +36,16 @@ describe('processor state changelog', () => {
     // Batches small enough that a window often fires in one batch and closes in a later one.
     for (let i = 0; i < events.length; i += 17) {
       const before = markOf(ps);
-      const touched: string[] = [];
       let maxTs = -Infinity;
       for (const e of events.slice(i, i + 17)) {
         const se = normalizeEvent(e as BeaconEvent, undefined, { receivedAtMs: e.ts, clientHash: 'x' });
-        const res = applyEvent(ps, cfg, se);
-        touched.push(se.sessionId);
-        if (res.kind === 'ok' || (res.kind === 'dead_letter' && res.reason === 'late')) noteTouch(tracker, se.sessionId, offset);
+        applyEvent(ps, cfg, se, offset);
         offset += 1;
         maxTs = Math.max(maxTs, se.tsMs);
       }
       advance(ps, cfg, maxTs - 1000);
       if (movedSince(before, ps)) moves += 1;
-      const diff = diffPartition(ps, tracker, { maxTsMs: maxTs, sessions: touched, nextOffset: offset });
+      const diff = diffPartition(ps, tracker, { maxTsMs: maxTs, nextOffset: offset });
       for (const m of diff.messages) log.push({ topic: 'cl', partition: 0, offset: log.length, key: m.key, value: m.value, timestampMs: 0 });
       diff.commit();
       const restored = restorePartition(0, log);
@@ -59,7 +55,10 @@ describe('processor state changelog', () => {
       // The next input offset the state covers, as committed with it (a restart skips what is below).
       expect(restored.nextOffset).toBe(offset);
       // What the changelog holds: exactly the live sessions and accumulators (the rest tombstoned).
-      expect([...tracker.touched.keys()].sort()).toEqual([...ps.sessions.keys()].sort());
+      const held = new Set<string>();
+      for (const r of log) if (r.key.startsWith('s:')) void (r.value.length === 0 ? held.delete(r.key.slice(2)) : held.add(r.key.slice(2)));
+      expect([...held].sort()).toEqual([...ps.sessions.keys()].sort());
+      expect([...ps.sessions.values()].every((s) => s.logged && !s.changed)).toBe(true);
       expect(heldAccs(tracker)).toBe([...ps.open.values(), ...ps.corrections.values()].reduce((n, m) => n + m.size, 0));
     }
     expect(ps.counters.evicted).toBeGreaterThan(0);
@@ -84,24 +83,21 @@ describe('processor state changelog', () => {
   function fresh(): Run {
     const ps = emptyPartitionState();
     ps.dirtyAccs = newDirtyAccs();
-    ps.dirtySessions = new Set();
+    ps.changed = [];
     return { ps, tracker: createTracker(0), log: [], maxTs: -Infinity, offset: 0 };
   }
 
   /** Feeds simulated events [from, to) into `r` in batches of 25, committing each batch's diff to r.log as the processor does. */
   function feed(r: Run, from: number, to: number): Run {
     for (let i = from; i < to; i += 25) {
-      const touched: string[] = [];
       for (const e of simulated.slice(i, Math.min(i + 25, to))) {
         const se = normalizeEvent(e as BeaconEvent, undefined, { receivedAtMs: e.ts, clientHash: 'x' });
-        const res = applyEvent(r.ps, cfg, se);
-        touched.push(se.sessionId);
-        if (res.kind === 'ok' || (res.kind === 'dead_letter' && res.reason === 'late')) noteTouch(r.tracker, se.sessionId, r.offset);
+        applyEvent(r.ps, cfg, se, r.offset);
         r.offset += 1;
         r.maxTs = Math.max(r.maxTs, se.tsMs);
       }
       advance(r.ps, cfg, r.maxTs - 1000);
-      const diff = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, sessions: touched, nextOffset: r.offset });
+      const diff = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, nextOffset: r.offset });
       for (const m of diff.messages) r.log.push({ topic: 'cl', partition: 0, offset: r.log.length, key: m.key, value: m.value, timestampMs: 0 });
       diff.commit();
     }
@@ -129,11 +125,11 @@ describe('processor state changelog', () => {
     expect(stragglers).toHaveLength(2);
     for (const s of stragglers) {
       const e = { sessionId: s.id, seq: s.lastSeq + 1, ts: oldFired - 100, type: 'heartbeat', bitrateKbps: 400 };
-      expect(applyEvent(r.ps, cfg, normalizeEvent(e as BeaconEvent, undefined, { receivedAtMs: e.ts, clientHash: 'x' })).kind).toBe('ok');
-      noteTouch(r.tracker, s.id, r.offset++);
+      expect(applyEvent(r.ps, cfg, normalizeEvent(e as BeaconEvent, undefined, { receivedAtMs: e.ts, clientHash: 'x' }), r.offset++).kind).toBe('ok');
       expect(s.extrapolatedToMs).toBe(oldFired - 100);
     }
-    const late = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, sessions: stragglers.map((s) => s.id), nextOffset: r.offset });
+    const late = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, nextOffset: r.offset });
+    expect(late.messages.filter((m) => m.key.startsWith('s:')).map((m) => m.key.slice(2)).sort()).toEqual(stragglers.map((s) => s.id).sort());
     for (const m of late.messages) r.log.push({ topic: 'cl', partition: 0, offset: r.log.length, key: m.key, value: m.value, timestampMs: 0 });
     late.commit();
     const active = [...r.ps.sessions.values()].filter((s) => ACTIVE_STATES.has(s.state));
@@ -143,7 +139,7 @@ describe('processor state changelog', () => {
     expect(active.filter((s) => s.extrapolatedToMs < newFired && s.extrapolatedToMs === Math.max(s.sinceMs, oldFired)).length).toBeGreaterThan(3);
     // Every session's changelog value before the window fires, to tell which ones it changes.
     const encoded = (): Map<string, string> =>
-      new Map([...r.ps.sessions.values()].map((s) => [s.id, encodeSessionState(s, r.tracker.touched.get(s.id) ?? -1, r.ps.firedBeforeMs).toString('hex')]));
+      new Map([...r.ps.sessions.values()].map((s) => [s.id, encodeSessionState(s, s.touchedAt, r.ps.firedBeforeMs).toString('hex')]));
     const valuesBefore = encoded();
     // Move the watermark one window on, no events: every active session is extrapolated to the new boundary.
     const before = markOf(r.ps);
@@ -153,7 +149,7 @@ describe('processor state changelog', () => {
     const changed = [...valuesBefore.keys()].filter((id) => valuesAfter.get(id) !== valuesBefore.get(id)).sort();
     // What advance() marked, with no batch naming a session (a tick), as the processor diffs it: every
     // session whose value changed, and only those.
-    const diff = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, sessions: [], nextOffset: r.offset });
+    const diff = diffPartition(r.ps, r.tracker, { maxTsMs: r.maxTs, nextOffset: r.offset });
     const written = diff.messages.filter((m) => m.key.startsWith('s:')).map((m) => m.key.slice(2)).sort();
     expect(written).toEqual(changed);
     const rewritten = diff.messages.filter((m) => m.key.startsWith('s:') && m.value.length > 0).map((m) => m.key.slice(2));
@@ -166,7 +162,7 @@ describe('processor state changelog', () => {
 
   /** The changelog of an earlier version, compacted: one JSON value per entity of `r`'s state, and its meta. */
   function legacyLog(r: Run): BusRecord[] {
-    const values: Array<[string, string]> = [...r.ps.sessions.values()].map((s) => [`s:${s.id}`, JSON.stringify({ t: r.tracker.touched.get(s.id) ?? -1, s })]);
+    const values: Array<[string, string]> = [...r.ps.sessions.values()].map((s) => [`s:${s.id}`, JSON.stringify({ t: s.touchedAt, s: measuredFields(s) })]);
     for (const table of ['open', 'corrections'] as const) {
       for (const [w, byDims] of r.ps[table]) for (const [k, acc] of byDims) values.push([`a:${table}:${w}:${k}`, JSON.stringify({ table, w, k, acc: accToJson(acc) })]);
     }
@@ -193,9 +189,8 @@ describe('processor state changelog', () => {
     expect(mixed.nextOffset).toBe(live.offset);
     // A full diff of the restored JSON state writes each entity once, as Avro, and restores to the same state.
     const again = restorePartition(0, legacy);
-    const held = again.tracker.touched.size + heldAccs(again.tracker);
-    again.state.dirtyAccs = null;
-    const first = diffPartition(again.state, again.tracker, { maxTsMs: half.maxTs, sessions: 'all', nextOffset: half.offset });
+    const held = again.state.sessions.size + heldAccs(again.tracker);
+    const first = diffPartition(again.state, again.tracker, { maxTsMs: half.maxTs, nextOffset: half.offset, all: true });
     const entities = first.messages.filter((m) => m.key !== 'm');
     expect(entities).toHaveLength(held);
     expect(entities.every((m) => framingOf(m.value) === 'single-object')).toBe(true);
@@ -206,8 +201,8 @@ describe('processor state changelog', () => {
   it('the state schemas hold every field of a session and an accumulator', () => {
     const schema = (file: string) => JSON.parse(readFileSync(projectPath('schemas', file), 'utf8')) as { fields: Array<{ name: string; type: { fields?: Array<{ name: string }> } }> };
     const session = schema('state-session.avsc').fields;
-    // dimsKey is derived from dims on restore; t is the changelog's own field.
-    expect(session.map((f) => f.name).sort()).toEqual([...Object.keys(newSession('s', emptyDims(), 0, 0)).filter((k) => k !== 'dimsKey'), 't'].sort());
+    // dimsKey is derived from dims on restore; t is the changelog's own field (the session's touchedAt).
+    expect(session.map((f) => f.name).sort()).toEqual([...Object.keys(measuredFields(newSession('s', emptyDims(), 0, 0))).filter((k) => k !== 'dimsKey'), 't'].sort());
     expect(session.find((f) => f.name === 'dims')?.type.fields?.map((f) => f.name)).toEqual([...DIMENSIONS]);
     const win = schema('state-window.avsc').fields;
     const sums = win.find((f) => f.name === 'sums')?.type.fields?.map((f) => f.name);
@@ -219,7 +214,8 @@ describe('processor state changelog', () => {
     acc.vstHist.set(480, -1);
     expect(decodeWindowState(encodeWindowState('corrections', -10_000, 'k', acc))).toEqual({ table: 'corrections', w: -10_000, k: 'k', acc });
     const s = { ...newSession('x', { ...emptyDims(), cdn: 'c', custom3: 'é' }, 5, -7.5), extrapolatedToMs: Infinity };
-    expect(decodeSessionState(encodeSessionState(s, 42, 0), 0)).toEqual({ t: 42, s });
+    // Read back from the changelog: held there, last moved by input record t.
+    expect(decodeSessionState(encodeSessionState(s, 42, 0), 0)).toEqual({ t: 42, s: { ...s, touchedAt: 42, logged: true } });
     // Following the boundary: an active session takes max(sinceMs, the restored boundary); an ended
     // one, or one put behind the boundary by a straggler, keeps its own value.
     const playing = { ...s, state: 'playing' as const, sinceMs: 12_000, extrapolatedToMs: 20_000 };

@@ -4,9 +4,9 @@ import type { Dims } from '../schemas/events.js';
 import { createAvroCodec, framingOf } from '../schemas/framing.js';
 import { SUM_FIELDS, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
 import { accKey, emptyPartitionState, markAcc, newDirtyAccs, type DirtyAccs, type PartitionCounters, type PartitionState } from './partition.js';
-import { ACTIVE_STATES, intern, internDims, internSession, upgradeSession, type Session } from './session.js';
+import { ACTIVE_STATES, intern, internDims, internSession, upgradeSession, withBookkeeping, type Session } from './session.js';
 import { accFromJson, type AccJson } from './snapshot.js';
-import { createSessionStateWriter, type SessionAvro } from './state-writer.js';
+import { createSessionStateWriter, createWindowStateWriter, type SessionAvro } from './state-writer.js';
 
 /**
  * The processor's state changelog (qoe.processor-state.v1, compacted; changelog partition p holds the
@@ -51,7 +51,7 @@ interface Count<K> {
   n: number;
 }
 
-interface WindowAvro {
+export interface WindowAvro {
   table: Table;
   w: number;
   k: string;
@@ -91,7 +91,7 @@ export function encodeSessionState(s: Session, t: number, firedBeforeMs: number)
 export function decodeSessionState(buf: Buffer, firedBeforeMs: number): { t: number; s: Session } {
   if (framingOf(buf) === undefined) {
     const j = JSON.parse(buf.toString('utf8')) as { t: number; s: Session };
-    return { t: j.t, s: internSession(upgradeSession(j.s)) };
+    return { t: j.t, s: withBookkeeping(internSession(upgradeSession(j.s)), j.t, true) };
   }
   const r = sessionStateCodec.decode(buf);
   const dims: Dims = internDims({ ...r.dims });
@@ -100,12 +100,11 @@ export function decodeSessionState(buf: Buffer, firedBeforeMs: number): { t: num
     id: r.id, state: r.state, started: r.started, attemptTsMs: r.attemptTsMs, sinceMs: r.sinceMs,
     extrapolatedToMs: r.extrapolatedToMs ?? Math.max(r.sinceMs, firedBeforeMs),
     lastTsMs: r.lastTsMs, lastSeq: r.lastSeq, seenBelow: r.seenBelow, dims, dimsKey: intern(dimsKey(dims)), bitrateKbps: r.bitrateKbps,
-    droppedFrames: r.droppedFrames, clockOffsetMs: r.clockOffsetMs,
+    droppedFrames: r.droppedFrames, clockOffsetMs: r.clockOffsetMs, touchedAt: r.t, logged: true, changed: false,
   };
   return { t: r.t, s };
 }
 
-/** A count map as Avro's array of { k, n } (a plain loop: Array.from with a mapper was the changelog's largest cost). */
 function counts<K>(m: Map<K, number>): Array<Count<K>> {
   const out: Array<Count<K>> = [];
   for (const [k, n] of m) out.push({ k, n });
@@ -113,12 +112,20 @@ function counts<K>(m: Map<K, number>): Array<Count<K>> {
 }
 const countMap = <K>(list: Array<Count<K>>): Map<K, number> => new Map(list.map((c) => [c.k, c.n]));
 
-export function encodeWindowState(table: Table, w: number, k: string, acc: WindowAcc): Buffer {
-  return windowStateCodec.encode({
-    // The writer reads the schema's fields by name: the accumulator itself serves as `sums`.
+/** An accumulator as avsc takes a changelog value (its count maps as arrays of { k, n }); tests compare the window writer with avsc. */
+export function windowAvro(table: Table, w: number, k: string, acc: WindowAcc): WindowAvro {
+  return {
+    // avsc reads the schema's fields by name: the accumulator itself serves as `sums`.
     table, w, k, sums: acc,
     vstHist: counts(acc.vstHist), ttfbHist: counts(acc.ttfbHist), bitrateMs: counts(acc.bitrateMs), errors: counts(acc.errors),
-  });
+  };
+}
+
+const windowStateWriter = createWindowStateWriter(windowStateCodec);
+
+/** A changelog accumulator value (processors/state-writer.ts: the bytes avsc writes for windowAvro()). */
+export function encodeWindowState(table: Table, w: number, k: string, acc: WindowAcc): Buffer {
+  return windowStateWriter(table, w, k, acc);
 }
 
 /** A changelog accumulator value (Avro, or the JSON of earlier versions). */
@@ -159,10 +166,11 @@ export function movedSince(mark: StateMark, ps: PartitionState): boolean {
 /**
  * What the changelog holds for one partition as of the last committed transaction: which entities
  * have a value there (so one that is gone gets a tombstone), not the values themselves. What changed
- * is known from the state's dirty marks (partition.ts) and the batch's sessions, each written as it
- * is now. Keeping every committed value to compare against cost ~400 B per live session, 80 % on top
- * of the session itself (`bench/memory.ts --changelog`), to skip rewriting the few entities an event
- * touched without changing them (a duplicate's session).
+ * is known from the state's dirty marks (partition.ts `changed`, `dirtyAccs`), each entity written
+ * as it is now. Keeping every committed value to compare against cost ~400 B per live session, 80 %
+ * on top of the session itself (`bench/memory.ts --changelog`), to skip rewriting the few entities
+ * an event touched without changing them (a duplicate's session). For sessions this lives on the
+ * session itself (`logged`, and `touchedAt` for the module comment's `t`).
  */
 export interface ChangelogTracker {
   readonly partition: number;
@@ -172,12 +180,6 @@ export interface ChangelogTracker {
    */
   accs: DirtyAccs;
   meta: string | undefined;
-  /**
-   * session id → offset of the input record that last touched it (see the module comment), for
-   * every session the changelog holds or the next commit writes; removed with its tombstone. Also
-   * what tells a session that is gone from one that never was.
-   */
-  touched: Map<string, number>;
 }
 
 export interface ChangelogDiff {
@@ -187,54 +189,43 @@ export interface ChangelogDiff {
 }
 
 export function createTracker(partition: number): ChangelogTracker {
-  return { partition, accs: newDirtyAccs(), meta: undefined, touched: new Map() };
-}
-
-/** The input record at `offset` touched session `id` (applyEvent moved it to the back of the map). */
-export function noteTouch(t: ChangelogTracker, id: string, offset: number): void {
-  t.touched.set(id, offset);
+  return { partition, accs: newDirtyAccs(), meta: undefined };
 }
 
 const sessionKey = (id: string): string => `s:${id}`;
 
 /**
- * The changelog records that bring the committed state up to `ps`. `sessions`: the ids the batch's
- * events may have changed; with `ps.dirtySessions` tracked, those advance() and evictions changed are
- * added from it (and it is cleared). 'all' writes every session: needed when dirtySessions is not
- * tracked and a boundary moved or a session was evicted (movedSince), since expiry and
- * extrapolation change sessions no event named. Likewise every accumulator when `ps.dirtyAccs` is
- * not tracked. Each entity named is written as it is now (a tombstone if it is gone and the changelog
- * holds it).
+ * The changelog records that bring the committed state up to `ps`: the sessions in `ps.changed`
+ * (the list is emptied) and the accumulators in `ps.dirtyAccs`, each as it is now — a tombstone for
+ * a session or accumulator that is gone and the changelog holds. Without those marks (not tracked,
+ * or `all`), every live session and accumulator is written (and a tracked `changed` still names the
+ * sessions that ended). The processor always tracks: restorePartition turns tracking on.
  */
 export function diffPartition(
-  ps: PartitionState, t: ChangelogTracker, opts: { maxTsMs: number | null; sessions: Iterable<string> | 'all'; nextOffset: number | null },
+  ps: PartitionState, t: ChangelogTracker, opts: { maxTsMs: number | null; nextOffset: number | null; all?: boolean },
 ): ChangelogDiff {
   const partition = t.partition;
   const messages: BusMessage[] = [];
-  /** Session ids written, and whether as a tombstone; accumulators written, and whether as one. */
-  const sessions: Array<{ id: string; gone: boolean }> = [];
+  /** Sessions written with a value (their `logged` flag is set on commit); accumulators written, and whether as a tombstone. */
+  const written: Session[] = [];
   const accs: Array<{ table: Table; w: number; k: string; gone: boolean }> = [];
-  const diffSession = (id: string): void => {
-    const s = ps.sessions.get(id);
-    if (s === undefined) {
-      if (!t.touched.has(id)) return;
-      sessions.push({ id, gone: true });
-      messages.push({ key: sessionKey(id), value: Buffer.alloc(0), partition });
-      return;
-    }
-    sessions.push({ id, gone: false });
-    messages.push({ key: sessionKey(id), value: encodeSessionState(s, t.touched.get(id) ?? -1, ps.firedBeforeMs), partition });
+  const writeSession = (s: Session): void => {
+    written.push(s);
+    messages.push({ key: sessionKey(s.id), value: encodeSessionState(s, s.touchedAt, ps.firedBeforeMs), partition });
   };
-  if (opts.sessions === 'all') {
-    for (const id of ps.sessions.keys()) diffSession(id);
-    for (const id of t.touched.keys()) if (!ps.sessions.has(id)) diffSession(id);
-  } else {
-    // The batch's own Set is read as it is; other iterables (tests) may repeat an id.
-    const named = opts.sessions instanceof Set ? opts.sessions : new Set(opts.sessions);
-    for (const id of named) diffSession(id);
-    if (ps.dirtySessions !== null) for (const id of ps.dirtySessions) if (!named.has(id)) diffSession(id);
+  const changed = ps.changed ?? [];
+  for (const s of changed) {
+    s.changed = false;
+    if (ps.sessions.get(s.id) === s) {
+      if (opts.all !== true) writeSession(s);
+    } else if (s.logged && !ps.sessions.has(s.id)) {
+      // Ended since the last diff, and held by the changelog (a newer session of the same id, if
+      // any, is in the list too and written instead).
+      messages.push({ key: sessionKey(s.id), value: Buffer.alloc(0), partition });
+    }
   }
-  ps.dirtySessions?.clear();
+  if (ps.changed !== null) ps.changed = [];
+  if (opts.all === true || ps.changed === null) for (const s of ps.sessions.values()) writeSession(s);
   const diffAcc = (table: Table, w: number, k: string): void => {
     const acc = ps[table].get(w)?.get(k);
     if (acc === undefined) {
@@ -247,14 +238,15 @@ export function diffPartition(
     messages.push({ key: accKey(table, w, k), value: encodeWindowState(table, w, k, acc), partition });
   };
   for (const table of TABLES) {
-    if (ps.dirtyAccs !== null) {
+    const dirty = ps.dirtyAccs?.[table];
+    if (dirty !== undefined && opts.all !== true) {
       // Only what changed since the last diff (partition.ts marks every accumulator it touches or drains).
-      for (const [w, keys] of ps.dirtyAccs[table]) for (const k of keys) diffAcc(table, w, k);
-      ps.dirtyAccs[table].clear();
+      for (const [w, keys] of dirty) for (const k of keys) diffAcc(table, w, k);
     } else {
       for (const [w, byDims] of ps[table]) for (const k of byDims.keys()) diffAcc(table, w, k);
       for (const [w, keys] of t.accs[table]) for (const k of keys) if (ps[table].get(w)?.has(k) !== true) diffAcc(table, w, k);
     }
+    dirty?.clear();
   }
   const meta = JSON.stringify({
     v: 1, closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null,
@@ -267,11 +259,7 @@ export function diffPartition(
     messages,
     commit() {
       if (metaChanged) t.meta = meta;
-      for (const { id, gone } of sessions) {
-        if (gone) t.touched.delete(id);
-        // Written with t = -1 (no event applied to it yet): known to the changelog all the same.
-        else if (!t.touched.has(id)) t.touched.set(id, -1);
-      }
+      for (const s of written) s.logged = true;
       for (const { table, w, k, gone } of accs) {
         if (!gone) markAcc(t.accs, table, w, k);
         else {
@@ -326,9 +314,7 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   }
   for (const [key, buf] of latest) {
     if (key.startsWith('s:')) {
-      const rec = decodeSessionState(buf, state.firedBeforeMs);
-      sessions.push(rec);
-      tracker.touched.set(rec.s.id, rec.t);
+      sessions.push(decodeSessionState(buf, state.firedBeforeMs));
     } else if (key.startsWith('a:')) {
       const rec = decodeWindowState(buf);
       let byDims = state[rec.table].get(rec.w);
@@ -342,6 +328,6 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   for (const { s } of sessions) state.sessions.set(s.id, s);
   // From here on, diffs take only the accumulators and sessions that changed.
   state.dirtyAccs = newDirtyAccs();
-  state.dirtySessions = new Set();
+  state.changed = [];
   return { state, tracker, maxTsMs, nextOffset };
 }

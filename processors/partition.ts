@@ -52,11 +52,12 @@ export interface PartitionState {
    */
   dirtyAccs: DirtyAccs | null;
   /**
-   * Ids of sessions that advance() or an eviction changed since the last changelog diff (expired,
-   * evicted, or extrapolated from behind the fired boundary); null = not tracked, and a diff after a
-   * boundary moved then compares every session. Sessions changed by events are the caller's to name.
+   * Sessions changed since the last changelog diff, each once (its `changed` flag): every session an
+   * event named, and those advance() or an eviction changed (expired or evicted — no longer in
+   * `sessions` — or extrapolated from behind the fired boundary). null = not tracked (no changelog:
+   * embedded).
    */
-  dirtySessions: Set<string> | null;
+  changed: Session[] | null;
   counters: PartitionCounters;
 }
 
@@ -71,7 +72,7 @@ export type DeadLetterReason = 'late' | 'after_end';
 
 export function emptyPartitionState(): PartitionState {
   return {
-    sessions: new Map(), open: new Map(), corrections: new Map(), firedBeforeMs: -Infinity, closedBeforeMs: -Infinity, dirtyAccs: null, dirtySessions: null,
+    sessions: new Map(), open: new Map(), corrections: new Map(), firedBeforeMs: -Infinity, closedBeforeMs: -Infinity, dirtyAccs: null, changed: null,
     counters: { events: 0, late: 0, reordered: 0, duplicates: 0, gaps: 0, afterEnd: 0, expired: 0, evicted: 0, skewCorrected: 0 },
   };
 }
@@ -151,10 +152,18 @@ function attribute(
   }
 }
 
-function touch(ps: PartitionState, s: Session): void {
+function touch(ps: PartitionState, s: Session, inputOffset: number): void {
   // Map order = least recently updated first: expiry and eviction scan from the front.
   ps.sessions.delete(s.id);
   ps.sessions.set(s.id, s);
+  s.touchedAt = inputOffset;
+}
+
+/** Notes that `s` changed since the last changelog diff (when the partition tracks it). */
+function markChanged(ps: PartitionState, s: Session): void {
+  if (ps.changed === null || s.changed) return;
+  s.changed = true;
+  ps.changed.push(s);
 }
 
 export type ApplyOutcome = { kind: 'ok' } | { kind: 'dead_letter'; reason: DeadLetterReason; tsMs: number } | { kind: 'duplicate' };
@@ -162,8 +171,11 @@ export type ApplyOutcome = { kind: 'ok' } | { kind: 'dead_letter'; reason: DeadL
 const OK: ApplyOutcome = Object.freeze({ kind: 'ok' });
 const DUPLICATE: ApplyOutcome = Object.freeze({ kind: 'duplicate' });
 
-/** Applies one event to its session and the window accumulators. */
-export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: SessionEvent): ApplyOutcome {
+/**
+ * Applies one event to its session and the window accumulators. `inputOffset`: the event's input
+ * record (the changelog restores sessions in the order of the records that last moved them; −1 = none).
+ */
+export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: SessionEvent, inputOffset = -1): ApplyOutcome {
   ps.counters.events += 1;
   let s = ps.sessions.get(e.sessionId);
   if (!s) {
@@ -174,6 +186,8 @@ export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: Sessio
     if (ps.sessions.size >= cfg.maxSessions) evictOldest(ps, cfg);
     ps.sessions.set(s.id, s);
   }
+  // Every session an event names is written to the changelog (sequence tracking may have changed it).
+  markChanged(ps, s);
   const verdict = observeSeq(s, e.seq);
   if (verdict === 'duplicate') {
     ps.counters.duplicates += 1;
@@ -238,7 +252,7 @@ export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: Sessio
   }
   if (t.next !== 'init' && t.next !== 'starting') s.started = s.started || ACTIVE_STATES.has(t.next);
   s.state = t.next;
-  touch(ps, s);
+  touch(ps, s, inputOffset);
   return late ? { kind: 'dead_letter', reason: 'late', tsMs: rawTs } : OK;
 }
 
@@ -254,7 +268,7 @@ function expire(ps: PartitionState, cfg: ProcessorSettings, s: Session): void {
     accAt(ps, cfg, s.lastTsMs, s.dims).ebvs += 1;
   }
   ps.sessions.delete(s.id);
-  ps.dirtySessions?.add(s.id);
+  markChanged(ps, s);
 }
 
 function evictOldest(ps: PartitionState, cfg: ProcessorSettings): void {
@@ -293,7 +307,7 @@ export function advance(ps: PartitionState, cfg: ProcessorSettings, watermarkMs:
     if (!ACTIVE_STATES.has(s.state) || s.extrapolatedToMs >= fireTo) continue;
     // One that followed the boundary still does after this (the changelog writes no time for it,
     // changelog.ts encodeSessionState); one a straggler left behind it changes.
-    if (s.extrapolatedToMs !== Math.max(s.sinceMs, ps.firedBeforeMs)) ps.dirtySessions?.add(s.id);
+    if (s.extrapolatedToMs !== Math.max(s.sinceMs, ps.firedBeforeMs)) markChanged(ps, s);
     attribute(ps, cfg, s.extrapolatedToMs, fireTo, s.state, s.dims, s.bitrateKbps, 1, s.dimsKey);
     s.extrapolatedToMs = fireTo;
   }

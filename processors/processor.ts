@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../lib/logger.js';
-import type { Bus, BusConsumer, BusMessage, BusProducer, ConsumerBatch, ConsumerHandlers, OffsetCommit, TopicMessages, TopicPartition } from '../lib/bus/types.js';
+import type { Bus, BusConsumer, BusMessage, BusProducer, BusRecord, ConsumerBatch, ConsumerHandlers, OffsetCommit, TopicMessages, TopicPartition } from '../lib/bus/types.js';
 import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
 import { decodeSessionEvent } from '../schemas/codec.js';
 import { advance, applyEvent, emptyPartitionState, type PartitionState, type ProcessorSettings } from './partition.js';
 import { encodeMetricsRecord, toMetricsRecord } from './metrics-record.js';
 import { deserializePartition, serializePartition, type CheckpointStore } from './snapshot.js';
-import { BARRIER_KEY, diffPartition, markOf, movedSince, noteTouch, restorePartition, type ChangelogTracker, type StateMark } from './changelog.js';
+import { BARRIER_KEY, diffPartition, markOf, movedSince, restorePartition, type ChangelogTracker } from './changelog.js';
 import {
   createWatermarkTracker, currentWatermark, forgetPartition, markCaughtUp, observeEventTime, trackPartition, type WatermarkSettings,
 } from './watermark.js';
@@ -78,6 +78,9 @@ export interface Processor {
   lag(): Promise<number>;
 }
 
+/** Records a batch processes between yields to the event loop (~0.1 s of work). */
+const YIELD_EVERY = 5000;
+
 const countOf = (batches: TopicMessages[], topic: string): number => {
   let n = 0;
   for (const b of batches) if (b.topic === topic) n += b.messages.length;
@@ -94,11 +97,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const nextInput = new Map<number, number>();
   const producers = new Map<number, BusProducer>();
   const tracker = createWatermarkTracker();
-  // On Kafka every chunk is a transaction (≈ 5 round trips) plus a changelog diff: large chunks
-  // (a whole fetch) amortise them — 2,000 → 10,000 took bench/kafka.ts (b) from 62 s to 24 s wall.
+  // On Kafka every chunk is a transaction (≈ 5 round trips) plus a changelog diff that writes each
+  // session and accumulator the chunk touched once, however many of its events the chunk held: the
+  // larger the chunk, the more of both it amortises. A chunk is one partition's share of a fetch, up
+  // to 10 MiB as stored (also kafkajs's bound on a whole fetch; ~50,000 beacons): against kafkajs's
+  // default of 1 MiB (~5,000), 42 % fewer changelog records and ~20 % more events per core
+  // (bench/README.md, 2026-11-30 fifth session). A backlog is where chunks get that large; live,
+  // a fetch holds what arrived since the last one.
   // Embedded, a chunk is processed without yielding: small ones keep ingest responsive.
-  const maxBatchSize = bus.kind === 'kafka' ? 10_000 : 2000;
-  const newConsumer = (): BusConsumer => bus.consumer({ groupId: group, topics: [TOPICS.beacons], autoCommit: false, maxBatchSize });
+  const maxBatchSize = bus.kind === 'kafka' ? 100_000 : 2000;
+  const maxBytesPerPartition = bus.kind === 'kafka' ? 10 * 1024 * 1024 : undefined;
+  const newConsumer = (): BusConsumer => bus.consumer({ groupId: group, topics: [TOPICS.beacons], autoCommit: false, maxBatchSize, maxBytesPerPartition });
   let consumer = newConsumer();
   const shared = useChangelog ? undefined : bus.producer({ transactionalId: `qoe-processor-${deps.instanceId ?? 'embedded'}` });
   let timer: NodeJS.Timeout | undefined;
@@ -199,13 +208,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   }
 
   /**
-   * The transaction of one partition: outputs, the changelog records for what changed since
-   * `before`, and the input offset (none for a tick).
+   * The transaction of one partition: outputs, the changelog records for what changed since the
+   * last one (the state's marks), and the input offset (none for a tick).
    */
-  async function commitPartition(
-    partition: number, outputs: TopicMessages[], offset: number | undefined,
-    before: StateMark, sessions: Iterable<string>,
-  ): Promise<void> {
+  async function commitPartition(partition: number, outputs: TopicMessages[], offset: number | undefined): Promise<void> {
     const ps = stateOf(partition);
     const t = trackers.get(partition);
     const offsets = offset === undefined ? [] : [{ topic: TOPICS.beacons, partition, offset }];
@@ -213,10 +219,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       await sendKeeping(partition, outputs, offsets);
       return;
     }
-    // A restored state tracks what advance() changed; one started without a changelog record does not.
-    const all = ps.dirtySessions === null && movedSince(before, ps);
     const nextOffset = offset ?? nextInput.get(partition) ?? null;
-    const diff = diffPartition(ps, t, { maxTsMs: tracker.partitions.get(partition)?.maxTsMs ?? null, sessions: all ? 'all' : sessions, nextOffset });
+    const diff = diffPartition(ps, t, { maxTsMs: tracker.partitions.get(partition)?.maxTsMs ?? null, nextOffset });
     const batches = [...outputs, { topic: TOPICS.processorState, messages: diff.messages }].filter((b) => b.messages.length > 0);
     if (batches.length === 0 && offsets.length === 0) return;
     const t0 = performance.now();
@@ -245,8 +249,6 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       return;
     }
     const ps = stateOf(p);
-    const before = markOf(ps);
-    const touched = new Set<string>();
     const dead: BusMessage[] = [];
     const now0 = now();
     const covered = nextInput.get(p) ?? -1;
@@ -254,7 +256,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     // Outcomes are counted here and reported once per batch (a labelled counter per event hashed its labels each time).
     const outcomes = new Map<Outcome, number>();
     const count = (o: Outcome): void => void outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
-    for (const r of batch.records) {
+    for (let i = 0; i < batch.records.length; i++) {
+      // A transaction spans a whole fetch (tens of thousands of records): let timers, heartbeats
+      // and requests in between (tasks on the state wait in the chain all the same).
+      if (i > 0 && i % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      const r = batch.records[i] as BusRecord;
       if (r.offset < covered) {
         skipped += 1;
         continue;
@@ -263,10 +269,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       let payload: unknown = null;
       try {
         const e = decodeSessionEvent(r.value);
-        const res = applyEvent(ps, settings, e);
-        touched.add(e.sessionId);
-        // applyEvent moved the session to the back of the map unless it ignored the event.
-        if (t !== undefined && (res.kind === 'ok' || (res.kind === 'dead_letter' && res.reason === 'late'))) noteTouch(t, e.sessionId, r.offset);
+        const res = applyEvent(ps, settings, e, r.offset);
         observeEventTime(tracker, p, Math.min(e.tsMs, e.receivedAtMs + settings.maxClockAheadMs), now0);
         if (res.kind === 'dead_letter') {
           reason = res.reason;
@@ -290,10 +293,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     if (last !== undefined) markCaughtUp(tracker, p, (batch.nextOffset ?? last.offset + 1) >= batch.highWatermark);
     // With the changelog a transaction holds one partition's outputs only; the others fire just below.
     const metrics = useChangelog ? windowMessages(p, ps, currentWatermark(tracker, settings, now())) : closeWindows();
-    await commitPartition(
-      p, [{ topic: TOPICS.metrics, messages: metrics }, { topic: TOPICS.beaconsDlq, messages: dead }],
-      last ? last.offset + 1 : undefined, before, touched,
-    );
+    await commitPartition(p, [{ topic: TOPICS.metrics, messages: metrics }, { topic: TOPICS.beaconsDlq, messages: dead }], last ? last.offset + 1 : undefined);
     // The watermark this batch moved may fire windows on the other partitions too: now, side by
     // side, rather than at the next tick one after another (freshness).
     if (useChangelog) await tick();
@@ -313,7 +313,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       const before = markOf(ps);
       const metrics = windowMessages(partition, ps, wm);
       if (metrics.length === 0 && !movedSince(before, ps)) continue;
-      commits.push(commitPartition(partition, [{ topic: TOPICS.metrics, messages: metrics }], undefined, before, []));
+      commits.push(commitPartition(partition, [{ topic: TOPICS.metrics, messages: metrics }], undefined));
     }
     await Promise.all(commits);
   }

@@ -34,6 +34,16 @@ export interface Session {
   bitrateKbps: number;
   droppedFrames: number;
   clockOffsetMs: number;
+  /**
+   * Changelog bookkeeping (processors/changelog.ts), not part of what the session measures: the
+   * offset of the input record that last moved it to the back of its partition's map (−1: none
+   * known), whether the changelog holds a value for it, and whether it changed since the
+   * partition's last changelog diff (it is then in `PartitionState.changed`). Kept on the session
+   * rather than in maps keyed by its id: those were two hash updates per event.
+   */
+  touchedAt: number;
+  logged: boolean;
+  changed: boolean;
 }
 
 /** Most distinct strings the intern pool holds; at the bound it starts over (see intern). */
@@ -78,8 +88,22 @@ export function newSession(id: string, dims: Dims, tsMs: number, clockOffsetMs: 
   const own = kept === DIMENSIONS ? internDims({ ...dims }) : mergeDims(emptyDims(), dims, kept);
   return {
     id, state: 'init', started: false, attemptTsMs: null, sinceMs: tsMs, extrapolatedToMs: tsMs, lastTsMs: tsMs, lastSeq: -1, seenBelow: 0,
-    dims: own, dimsKey: intern(dimsKey(own)), bitrateKbps: 0, droppedFrames: 0, clockOffsetMs,
+    dims: own, dimsKey: intern(dimsKey(own)), bitrateKbps: 0, droppedFrames: 0, clockOffsetMs, touchedAt: -1, logged: false, changed: false,
   };
+}
+
+/** A session's fields without the changelog bookkeeping (what checkpoints store and tests compare). */
+export function measuredFields(s: Session): Omit<Session, 'touchedAt' | 'logged' | 'changed'> {
+  const { touchedAt: _t, logged: _l, changed: _c, ...rest } = s;
+  return rest;
+}
+
+/** `s` (from a checkpoint or an earlier version's changelog) with the bookkeeping fields set (mutates and returns it). */
+export function withBookkeeping(s: Session, touchedAt: number, logged: boolean): Session {
+  s.touchedAt = touchedAt;
+  s.logged = logged;
+  s.changed = false;
+  return s;
 }
 
 /**

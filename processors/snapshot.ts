@@ -2,7 +2,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { emptyAcc, type WindowAcc } from './accumulator.js';
 import type { PartitionState } from './partition.js';
-import { internSession, upgradeSession, type Session } from './session.js';
+import { internSession, measuredFields, upgradeSession, withBookkeeping, type Session } from './session.js';
 
 /**
  * Processor state checkpoints. The embedded runtime writes one file per input partition on a graceful
@@ -43,7 +43,7 @@ function tableFromJson(j: TableJson): Map<number, Map<string, WindowAcc>> {
 
 export function serializePartition(ps: PartitionState): unknown {
   return {
-    sessions: [...ps.sessions.values()],
+    sessions: [...ps.sessions.values()].map(measuredFields),
     open: tableToJson(ps.open),
     corrections: tableToJson(ps.corrections),
     firedBeforeMs: Number.isFinite(ps.firedBeforeMs) ? ps.firedBeforeMs : null,
@@ -56,14 +56,14 @@ export function deserializePartition(j: unknown): PartitionState {
   const o = j as { sessions: Session[]; open: TableJson; corrections: TableJson; firedBeforeMs?: number | null; closedBeforeMs: number | null; counters: PartitionState['counters'] };
   const closedBeforeMs = o.closedBeforeMs ?? -Infinity;
   return {
-    sessions: new Map(o.sessions.map((s) => [s.id, internSession(upgradeSession(s))])),
+    sessions: new Map(o.sessions.map((s) => [s.id, withBookkeeping(internSession(upgradeSession(s)), -1, false)])),
     open: tableFromJson(o.open),
     corrections: tableFromJson(o.corrections),
     // A checkpoint from before on-time firing: nothing fired beyond what had closed.
     firedBeforeMs: o.firedBeforeMs ?? closedBeforeMs,
     closedBeforeMs,
     dirtyAccs: null,
-    dirtySessions: null,
+    changed: null,
     counters: o.counters,
   };
 }

@@ -4,9 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { DIMENSIONS, type Dims } from '../schemas/events.js';
 import { loadAvroType } from '../schemas/codec.js';
 import { createAvroCodec } from '../schemas/framing.js';
-import { dimsKey } from './accumulator.js';
-import { sessionStateCodec } from './changelog.js';
-import { MAX_CACHED_DIMS, createSessionStateWriter, type SessionAvro } from './state-writer.js';
+import { SUM_FIELDS, dimsKey, emptyAcc, type WindowAcc } from './accumulator.js';
+import { sessionStateCodec, windowAvro, windowStateCodec } from './changelog.js';
+import { MAX_CACHED_DIMS, createSessionStateWriter, createWindowStateWriter, type SessionAvro, type WindowTable } from './state-writer.js';
 
 const STATES = ['init', 'starting', 'playing', 'paused', 'seeking', 'rebuffering', 'ended', 'failed', 'quit'] as const;
 // Dimension values from a small set (shared dims, as live) or any Unicode (multi-byte UTF-8, surrogate pairs).
@@ -57,5 +57,56 @@ describe('the changelog session writer', () => {
     const schema = loadAvroType('state-session.avsc').schema() as { fields: Array<{ name: string }> };
     const changed = { ...schema, fields: [...schema.fields.slice(0, 3), { name: 'extra', type: 'int' }, ...schema.fields.slice(3)] };
     expect(() => createSessionStateWriter(createAvroCodec<SessionAvro>(avro.Type.forSchema(changed as avro.Schema)))).toThrow(/changed .*update processors\/state-writer\.ts/);
+  });
+});
+
+// Sums of any sign (retractions), histograms with any int keys (Map order kept, zero counts too), error codes in any Unicode.
+const counts = <K>(key: fc.Arbitrary<K>): fc.Arbitrary<Map<K, number>> => fc.array(fc.tuple(key, double), { maxLength: 12 }).map((e) => new Map(e));
+const acc: fc.Arbitrary<WindowAcc> = fc.record({
+  sums: fc.array(fc.oneof(double, fc.integer({ min: -(2 ** 40), max: 2 ** 40 })), { minLength: SUM_FIELDS.length, maxLength: SUM_FIELDS.length }),
+  vstHist: counts(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })), ttfbHist: counts(fc.integer({ min: 0, max: 200 })),
+  bitrateMs: counts(fc.integer({ min: 0, max: 14 })), errors: counts(fc.tuple(fc.constantFrom('0', '1'), fc.string({ unit: 'grapheme', maxLength: 20 })).map(([f, c]) => `${f}:${c}`)),
+}).map((r) => {
+  const a = emptyAcc();
+  SUM_FIELDS.forEach((f, i) => (a[f] = r.sums[i] ?? 0));
+  return Object.assign(a, { vstHist: r.vstHist, ttfbHist: r.ttfbHist, bitrateMs: r.bitrateMs, errors: r.errors });
+});
+const table = fc.constantFrom<WindowTable>('open', 'corrections');
+
+describe('the changelog accumulator writer', () => {
+  const write = createWindowStateWriter(windowStateCodec);
+
+  it('writes the bytes avsc writes, for any accumulator, window and dims key', () => {
+    fc.assert(fc.property(table, double, fc.string({ unit: 'grapheme', maxLength: 200 }), acc, (t, w, k, a) => {
+      const expected = windowStateCodec.encode(windowAvro(t, w, k, a));
+      expect(write(t, w, k, a)).toEqual(expected);
+      // And what restore reads back is the accumulator written.
+      expect(windowStateCodec.decode(write(t, w, k, a))).toEqual(windowStateCodec.decode(expected));
+    }), { numRuns: 2000 });
+  });
+
+  it('grows its buffer for a value larger than any before', () => {
+    const a = emptyAcc();
+    for (let i = 0; i < 5000; i++) a.vstHist.set(i, i);
+    a.errors.set(`1:${'é'.repeat(3000)}`, 1);
+    expect(write('open', 0, 'k'.repeat(4000), a)).toEqual(windowStateCodec.encode(windowAvro('open', 0, 'k'.repeat(4000), a)));
+  });
+
+  it('refuses what avsc refuses for a histogram key (not an int)', () => {
+    for (const bad of [1.5, 2 ** 31, Number.NaN]) {
+      const a = emptyAcc();
+      a.vstHist.set(bad, 1);
+      expect(() => windowStateCodec.encode(windowAvro('open', 0, 'k', a))).toThrow();
+      expect(() => write('open', 0, 'k', a)).toThrow(/not an int/);
+    }
+  });
+
+  it('refuses a schema whose fields it does not know, also in its nested records', () => {
+    const schema = loadAvroType('state-window.avsc').schema() as { fields: Array<{ name: string; type: unknown }> };
+    const top = { ...schema, fields: [...schema.fields, { name: 'extra', type: 'int' }] };
+    expect(() => createWindowStateWriter(createAvroCodec(avro.Type.forSchema(top as avro.Schema)))).toThrow(/changed .*update processors\/state-writer\.ts/);
+    const sums = schema.fields[3]?.type as { fields: unknown[] };
+    const nested = { ...schema, fields: schema.fields.map((f, i) => (i === 3 ? { ...f, type: { ...sums, fields: [...sums.fields].reverse() } } : f)) };
+    expect(() => createWindowStateWriter(createAvroCodec(avro.Type.forSchema(nested as avro.Schema)))).toThrow(/changed .*update processors\/state-writer\.ts/);
   });
 });

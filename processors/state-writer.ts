@@ -1,6 +1,7 @@
 import type avro from 'avsc';
 import type { Dims } from '../schemas/events.js';
 import { HEADER_BYTES, checkRecordLayout, type AvroCodec } from '../schemas/framing.js';
+import { SUM_FIELDS, type WindowAcc } from './accumulator.js';
 import type { SessionState } from './session.js';
 
 /** A changelog session value's fields (schemas/state-session.avsc, in schema order). */
@@ -50,12 +51,15 @@ export interface SessionStateWriter {
   cachedDims(): number;
 }
 
-export function createSessionStateWriter(codec: AvroCodec<SessionAvro>): SessionStateWriter {
-  const fields = checkRecordLayout(codec.type, LAYOUT, 'processors/state-writer.ts');
-  const stateIndex = new Map((fields[2]?.type.symbols ?? []).map((s, i) => [s, i]));
-  const dimsType = fields[10]?.type as unknown as avro.Type;
-  const dimsCache = new Map<string, Buffer>();
-  const header = Buffer.from([0xc3, 0x01, ...codec.fingerprint]);
+/**
+ * Avro primitives written into one growing scratch buffer that starts with the single-object header
+ * (the bytes avsc's Tap writes for the same values); `take()` copies the value written out.
+ */
+function createScratch(fingerprint: Buffer): {
+  start(room: number): void; long(n: number): void; double(x: number): void; string(s: string): void;
+  nullableDouble(x: number | null): void; byte(b: number): void; bytes(b: Buffer): void; take(): Buffer;
+} {
+  const header = Buffer.from([0xc3, 0x01, ...fingerprint]);
   const scratch = (size: number): Buffer => {
     const b = Buffer.allocUnsafe(size);
     header.copy(b, 0);
@@ -63,7 +67,6 @@ export function createSessionStateWriter(codec: AvroCodec<SessionAvro>): Session
   };
   let buf = scratch(1024);
   let pos = 0;
-
   const long = (n: number): void => {
     if (!(n % 1 === 0 && n >= -MAX_LONG && n <= MAX_LONG)) throw new Error(`not a long: ${n}`);
     // Zigzag, then 7 bits per byte, low first; arithmetic rather than bit operations beyond 2^31.
@@ -78,18 +81,46 @@ export function createSessionStateWriter(codec: AvroCodec<SessionAvro>): Session
     buf.writeDoubleLE(x, pos);
     pos += 8;
   };
-  const string = (s: string): void => {
-    const n = Buffer.byteLength(s);
-    long(n);
-    pos += buf.write(s, pos, n, 'utf8');
+  return {
+    /** Starts a value after the header, with room for `room` bytes of it. */
+    start(room: number): void {
+      if (buf.length < HEADER_BYTES + room) buf = scratch(Math.max(HEADER_BYTES + room, buf.length * 2));
+      pos = HEADER_BYTES;
+    },
+    long,
+    double,
+    string(s: string): void {
+      const n = Buffer.byteLength(s);
+      long(n);
+      pos += buf.write(s, pos, n, 'utf8');
+    },
+    nullableDouble(x: number | null): void {
+      if (x === null) buf[pos++] = 0;
+      else {
+        buf[pos++] = 2;
+        double(x);
+      }
+    },
+    byte(b: number): void {
+      buf[pos++] = b;
+    },
+    bytes(b: Buffer): void {
+      pos += b.copy(buf, pos);
+    },
+    take(): Buffer {
+      const out = Buffer.allocUnsafe(pos);
+      buf.copy(out, 0, 0, pos);
+      return out;
+    },
   };
-  const nullableDouble = (x: number | null): void => {
-    if (x === null) buf[pos++] = 0;
-    else {
-      buf[pos++] = 2;
-      double(x);
-    }
-  };
+}
+
+export function createSessionStateWriter(codec: AvroCodec<SessionAvro>): SessionStateWriter {
+  const fields = checkRecordLayout(codec.type, LAYOUT, 'processors/state-writer.ts');
+  const stateIndex = new Map((fields[2]?.type.symbols ?? []).map((s, i) => [s, i]));
+  const dimsType = fields[10]?.type as unknown as avro.Type;
+  const dimsCache = new Map<string, Buffer>();
+  const out = createScratch(codec.fingerprint);
   const dimsBytes = (dims: Dims, key: string): Buffer => {
     let b = dimsCache.get(key);
     if (b === undefined) {
@@ -102,28 +133,86 @@ export function createSessionStateWriter(codec: AvroCodec<SessionAvro>): Session
 
   const write = (v: SessionAvro, dimsKey: string): Buffer => {
     const dims = dimsBytes(v.dims, dimsKey);
-    const room = HEADER_BYTES + FIXED_BYTES + 10 + 3 * v.id.length + dims.length;
-    if (buf.length < room) buf = scratch(Math.max(room, buf.length * 2));
-    pos = HEADER_BYTES;
-    long(v.t);
-    string(v.id);
+    out.start(FIXED_BYTES + 10 + 3 * v.id.length + dims.length);
+    out.long(v.t);
+    out.string(v.id);
     const state = stateIndex.get(v.state);
     if (state === undefined) throw new Error(`not a PlaybackState: ${v.state}`);
-    long(state);
-    buf[pos++] = v.started ? 1 : 0;
-    nullableDouble(v.attemptTsMs);
-    double(v.sinceMs);
-    nullableDouble(v.extrapolatedToMs);
-    double(v.lastTsMs);
-    long(v.lastSeq);
-    long(v.seenBelow);
-    pos += dims.copy(buf, pos);
-    double(v.bitrateKbps);
-    double(v.droppedFrames);
-    double(v.clockOffsetMs);
-    const out = Buffer.allocUnsafe(pos);
-    buf.copy(out, 0, 0, pos);
-    return out;
+    out.long(state);
+    out.byte(v.started ? 1 : 0);
+    out.nullableDouble(v.attemptTsMs);
+    out.double(v.sinceMs);
+    out.nullableDouble(v.extrapolatedToMs);
+    out.double(v.lastTsMs);
+    out.long(v.lastSeq);
+    out.long(v.seenBelow);
+    out.bytes(dims);
+    out.double(v.bitrateKbps);
+    out.double(v.droppedFrames);
+    out.double(v.clockOffsetMs);
+    return out.take();
   };
   return { write, cachedDims: () => dimsCache.size };
+}
+
+/** The fields of a changelog accumulator value (schemas/state-window.avsc) and of its records. */
+const WINDOW_LAYOUT: readonly string[] = [
+  'table:enum', 'w:double', 'k:string', 'sums:record', 'vstHist:array', 'ttfbHist:array', 'bitrateMs:array', 'errors:array',
+];
+const SUMS_LAYOUT: readonly string[] = SUM_FIELDS.map((f) => `${f}:double`);
+const BUCKET_LAYOUT: readonly string[] = ['k:int', 'n:double'];
+const ERROR_LAYOUT: readonly string[] = ['k:string', 'n:double'];
+
+export type WindowTable = 'open' | 'corrections';
+
+/**
+ * The single-object encoding of a changelog accumulator value, written from the accumulator itself:
+ * the bytes avsc writes for `{ table, w, k, sums: acc, vstHist: [{ k, n }…], … }` (a test compares
+ * them), without building the four arrays of { k, n } records avsc needed — a window's accumulators
+ * are rewritten in every transaction that touched them.
+ */
+export function createWindowStateWriter(codec: AvroCodec<unknown>): (table: WindowTable, w: number, k: string, acc: WindowAcc) => Buffer {
+  const owner = 'processors/state-writer.ts';
+  const fields = checkRecordLayout(codec.type, WINDOW_LAYOUT, owner);
+  const itemsOf = (i: number): avro.Type => (fields[i]?.type as unknown as { itemsType: avro.Type }).itemsType;
+  checkRecordLayout(fields[3]?.type as unknown as avro.Type, SUMS_LAYOUT, owner);
+  for (const i of [4, 5, 6]) checkRecordLayout(itemsOf(i), BUCKET_LAYOUT, owner);
+  checkRecordLayout(itemsOf(7), ERROR_LAYOUT, owner);
+  const tableIndex = new Map((fields[0]?.type.symbols ?? []).map((s, i) => [s, i]));
+  const out = createScratch(codec.fingerprint);
+  const buckets = (m: Map<number, number>): void => {
+    // An Avro array: one block of every entry (in the Map's order), then the end (a zero count).
+    if (m.size > 0) {
+      out.long(m.size);
+      for (const [k, n] of m) {
+        if ((k | 0) !== k) throw new Error(`not an int: ${k}`);
+        out.long(k);
+        out.double(n);
+      }
+    }
+    out.byte(0);
+  };
+  return (table, w, k, acc) => {
+    let room = 10 + 8 + 10 + 3 * k.length + SUM_FIELDS.length * 8 + 4 * 20 + 15 * (acc.vstHist.size + acc.ttfbHist.size + acc.bitrateMs.size);
+    for (const code of acc.errors.keys()) room += 18 + 3 * code.length;
+    out.start(room);
+    const t = tableIndex.get(table);
+    if (t === undefined) throw new Error(`not a WindowTable: ${table}`);
+    out.long(t);
+    out.double(w);
+    out.string(k);
+    for (const f of SUM_FIELDS) out.double(acc[f]);
+    buckets(acc.vstHist);
+    buckets(acc.ttfbHist);
+    buckets(acc.bitrateMs);
+    if (acc.errors.size > 0) {
+      out.long(acc.errors.size);
+      for (const [code, n] of acc.errors) {
+        out.string(code);
+        out.double(n);
+      }
+    }
+    out.byte(0);
+    return out.take();
+  };
 }
