@@ -202,11 +202,16 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
       cpu = cpuSeconds() - c0;
     }
   }
+  const sum = async (metric: { get(): Promise<{ values: Array<{ value: number; metricName?: string }> }> }, name?: string): Promise<number> =>
+    (await metric.get()).values.filter((v) => name === undefined || v.metricName === name).reduce((n, v) => n + v.value, 0);
+  // Transactions (or sends, embedded) and changelog records: what a larger batch amortises.
+  const commits = await sum(runtime.telemetry.processorCommitSeconds, 'qoe_processor_commit_seconds_count');
+  const changelogRecords = await sum(runtime.telemetry.processorChangelogRecords);
   if (allocations !== undefined) writeFileSync(join(values['alloc-prof-dir'], `processor-${kind}.heapprofile`), JSON.stringify(await allocations()));
   const [row] = await runtime.store.query<{ n: string }>('SELECT toString(count()) AS n FROM qoe_metrics');
   await runtime.stop();
   rmSync(dataDir, { recursive: true, force: true });
-  return { variant: `processor-${kind}`, events: inputs, wallSeconds: wall, cpuSeconds: cpu, extra: { rowsStored: Number(row?.n ?? 0) } };
+  return { variant: `processor-${kind}`, events: inputs, wallSeconds: wall, cpuSeconds: cpu, extra: { rowsStored: Number(row?.n ?? 0), commits, changelogRecords } };
 }
 
 /**

@@ -6,7 +6,7 @@
  *   npx tsx bench/kafka.ts [--part ingest,processor,freshness] [--rounds 2] [--seconds 10]
  *                          [--connections 32] [--events 150000] [--probes 30] [--cpu-prof-dir DIR]
  *                          [--period-ms 1800000] [--views N] [--window-dims all|<QOE_WINDOW_DIMENSIONS>]
- *                          [--compression lz4|gzip|none] [--alloc-prof-dir DIR]
+ *                          [--compression lz4|gzip|none] [--alloc-prof-dir DIR] [--variants embedded,kafka]
  *
  * (a) ingest: the ingest app into the memory bus (drained by a consumer, bench/servers.ts) vs the
  *     ingest role on Kafka (lib/runtime.ts, acks=all, lz4 or --compression); 20-event POSTs from bench/loadgen.ts
@@ -50,9 +50,15 @@ const { values } = parseArgs({
     compression: { type: 'string', default: 'lz4' },
     /** (b): write each variant's allocation profile (all allocations, bench/alloc-report.ts) into DIR. */
     'alloc-prof-dir': { type: 'string', default: '' },
+    /** (a), (b): which variants to run (`kafka` alone: A/B runs and profiles of the Kafka path; no ratio then). */
+    variants: { type: 'string', default: 'embedded,kafka' },
   },
 });
 const parts = new Set(values.part.split(','));
+const variants = new Set(values.variants.split(','));
+/** The variants of a round in order: alternating which goes first, as the machine's load drifts. */
+const roundOrder = (round: number): Array<'embedded' | 'kafka'> =>
+  (round % 2 === 0 ? (['embedded', 'kafka'] as const) : (['kafka', 'embedded'] as const)).filter((k) => variants.has(k));
 const rounds = Number(values.rounds);
 
 function child(variant: string, args: string[], profile = false): Promise<ChildResult> {
@@ -91,6 +97,13 @@ function brokerCpuSeconds(cluster: KafkaCluster): number {
 }
 
 const perCore = (r: ChildResult): number => r.events / r.cpuSeconds;
+
+/** The medians of both variants and their ratio, or what was not run. */
+function result(rates: Record<'embedded' | 'kafka', number[]>, kafkaName: string, embeddedName: string): string {
+  const figure = (xs: number[]): string => (xs.length === 0 ? 'not run' : `${fmt(median(xs))} events/s per core`);
+  const ratio = rates.kafka.length > 0 && rates.embedded.length > 0 ? `; ratio ${(median(rates.kafka) / median(rates.embedded)).toFixed(2)}` : '';
+  return `${kafkaName} ${figure(rates.kafka)}; ${embeddedName} ${figure(rates.embedded)}${ratio}`;
+}
 const line = (r: ChildResult, extra = ''): string =>
   `${r.variant.padEnd(19)} ${fmt(r.events).padStart(9)} events in ${r.wallSeconds.toFixed(1)} s wall, ${r.cpuSeconds.toFixed(1)} s CPU: ` +
   `${fmt(r.events / r.wallSeconds).padStart(7)} events/s wall, ${fmt(perCore(r)).padStart(7)} events/s per core ${extra}`;
@@ -106,7 +119,7 @@ async function partIngest(): Promise<void> {
     const args = ['--body', body, '--seconds', values.seconds, '--connections', values.connections, '--brokers', kafka.brokers.join(',')];
     const rates: Record<'embedded' | 'kafka', number[]> = { embedded: [], kafka: [] };
     for (let round = 0; round < rounds; round++) {
-      for (const kind of round % 2 === 0 ? (['embedded', 'kafka'] as const) : (['kafka', 'embedded'] as const)) {
+      for (const kind of roundOrder(round)) {
         const b0 = brokerCpuSeconds(kafka);
         const r = await child(`ingest-${kind}`, args, kind === 'kafka' && round === 0);
         const broker = brokerCpuSeconds(kafka) - b0;
@@ -114,9 +127,7 @@ async function partIngest(): Promise<void> {
         console.log(`[ingest] round ${round + 1} ${line(r, `non2xx=${r.extra.non2xx} errors=${r.extra.errors}${kind === 'kafka' ? ` broker CPU ${broker.toFixed(1)} s` : ''}`)}`);
       }
     }
-    const e = median(rates.embedded);
-    const k = median(rates.kafka);
-    console.log(`RESULT ingest (20 events/POST): Kafka ${fmt(k)} events/s per core; embedded ${fmt(e)} events/s per core; ratio ${(k / e).toFixed(2)}`);
+    console.log(`RESULT ingest (20 events/POST): ${result(rates, 'Kafka', 'embedded')}`);
   } finally {
     await kafka.stop();
   }
@@ -126,7 +137,7 @@ async function partProcessor(clickhouse: ClickHouseServer): Promise<void> {
   const shape = ['--period-ms', values['period-ms'], '--window-dims', values['window-dims'], ...(values.views === '' ? [] : ['--views', values.views])];
   const rates: Record<'embedded' | 'kafka', number[]> = { embedded: [], kafka: [] };
   for (let round = 0; round < rounds; round++) {
-    for (const kind of round % 2 === 0 ? (['embedded', 'kafka'] as const) : (['kafka', 'embedded'] as const)) {
+    for (const kind of roundOrder(round)) {
       let r: ChildResult;
       let brokerCpu = '';
       if (kind === 'kafka') {
@@ -142,12 +153,11 @@ async function partProcessor(clickhouse: ClickHouseServer): Promise<void> {
         r = await child('processor-embedded', ['--events', values.events, ...shape]);
       }
       rates[kind].push(perCore(r));
-      console.log(`[processor] round ${round + 1} ${line(r, `rows=${r.extra.rowsStored}${brokerCpu}`)}`);
+      const x = r.extra;
+      console.log(`[processor] round ${round + 1} ${line(r, `rows=${x.rowsStored} commits=${x.commits} changelog=${x.changelogRecords}${brokerCpu}`)}`);
     }
   }
-  const e = median(rates.embedded);
-  const k = median(rates.kafka);
-  console.log(`RESULT processor+sink: Kafka → ClickHouse ${fmt(k)} events/s per core; memory → chDB ${fmt(e)} events/s per core; ratio ${(k / e).toFixed(2)} (target ≥ 100,000 on Kafka)`);
+  console.log(`RESULT processor+sink: ${result(rates, 'Kafka → ClickHouse', 'memory → chDB')} (target ≥ 100,000 on Kafka)`);
 }
 
 async function partFreshness(clickhouse: ClickHouseServer): Promise<void> {
