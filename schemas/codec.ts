@@ -76,6 +76,12 @@ const currentHeader = Buffer.from([0xc3, 0x01, ...sessionEventCodec.fingerprint]
 export function decodeSessionEvent(buf: Buffer): SessionEvent {
   // Records of the current schema (nearly all) are read straight into a SessionEvent; others
   // (earlier versions, a registry's framing) through avsc and the mapping above.
-  if (buf.length > HEADER_BYTES && buf.compare(currentHeader, 0, HEADER_BYTES, 0, HEADER_BYTES) === 0) return readCurrentEvent(buf, HEADER_BYTES);
+  if (buf.length > HEADER_BYTES && isCurrentHeader(buf)) return readCurrentEvent(buf, HEADER_BYTES);
   return sessionEventFromAvro(sessionEventCodec.decode(buf));
+}
+
+/** Whether `buf` starts with the current schema's single-object header (a loop: Buffer#compare's native call cost more than the 10 bytes). */
+function isCurrentHeader(buf: Buffer): boolean {
+  for (let i = 0; i < HEADER_BYTES; i++) if (buf[i] !== currentHeader[i]) return false;
+  return true;
 }
