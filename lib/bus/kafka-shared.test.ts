@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RECORD_OVERHEAD_BYTES, splitIntoRequests, type KafkaMessageOut } from './kafka-shared.js';
+import { RECORD_OVERHEAD_BYTES, splitIntoRequests, toBusRecord, type KafkaMessageOut } from './kafka-shared.js';
+import { FetchedRecord } from './kafkajs-patches.js';
+import type { KafkaMessage } from 'kafkajs';
 
 type Out = Array<{ topic: string; messages: KafkaMessageOut[] }>;
 
@@ -51,5 +53,24 @@ describe('splitIntoRequests', () => {
     expect(splitIntoRequests(small, 1000)).toEqual([small]);
     const big = [{ topic: 't', messages: [m(0, 10), m(0, 5000), m(0, 10)] }];
     expect(splitIntoRequests(big, 1000).map((r) => r.map((t) => t.messages.map((x) => x.value.length)))).toEqual([[[10]], [[5000]], [[10]]]);
+  });
+});
+
+describe('toBusRecord', () => {
+  const fields = (r: ReturnType<typeof toBusRecord>): unknown => ({ topic: r.topic, partition: r.partition, offset: r.offset, key: r.key, value: r.value, timestampMs: r.timestampMs });
+
+  it("reads a decoded record's key and value out of the batch's bytes as a plain kafkajs message gives them", () => {
+    fc.assert(fc.property(fc.option(fc.string({ unit: 'grapheme', maxLength: 30 }), { nil: null }), fc.option(fc.uint8Array({ maxLength: 50 }), { nil: null }), fc.nat(), (key, value, offset) => {
+      const k = key === null ? null : Buffer.from(key);
+      const v = value === null ? null : Buffer.from(value);
+      // The batch's bytes: something before, the key, the value, something after.
+      const bytes = Buffer.concat([Buffer.from([9, 9]), k ?? Buffer.alloc(0), v ?? Buffer.alloc(0), Buffer.from([7])]);
+      const vAt = 2 + (k?.length ?? 0);
+      const decoded = new FetchedRecord(2, 0, 1_767_225_600_000, offset, bytes, 2, k === null ? -1 : k.length, vAt, v === null ? -1 : v.length, {}, false, {});
+      const plain = { key: k, value: v, offset: String(offset), timestamp: '1767225600000', attributes: 0, headers: {} } as unknown as KafkaMessage;
+      const expected = { topic: 't', partition: 3, offset, key: key ?? '', value: v ?? Buffer.alloc(0), timestampMs: 1_767_225_600_000 };
+      expect(fields(toBusRecord('t', 3, decoded as unknown as KafkaMessage))).toEqual(expected);
+      expect(fields(toBusRecord('t', 3, plain))).toEqual(expected);
+    }), { numRuns: 300 });
   });
 });

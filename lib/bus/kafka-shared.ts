@@ -1,4 +1,4 @@
-import { fetchedOffset, fetchedTimestamp } from './kafkajs-patches.js';
+import { fetchedKeyText, fetchedOffset, fetchedTimestamp } from './kafkajs-patches.js';
 import type { KafkaMessage, LogEntry, logCreator } from 'kafkajs';
 import { logLevel } from 'kafkajs';
 import { QoeError, isQoeError } from '../errors.js';
@@ -7,16 +7,36 @@ import type { BusMessage, BusRecord, TopicMessages, TopicPartition } from './typ
 
 /** Pieces shared by the kafkajs adapter's files (kafka.ts, kafka-producer.ts, kafka-consumer.ts). */
 
-/** A record kafkajs fetched, as the bus hands it out (offset and timestamp as numbers, key as text). */
+const NO_VALUE = Buffer.alloc(0);
+
+/**
+ * A record kafkajs fetched, as the bus hands it out: offset and timestamp as numbers, the key's
+ * text and the value's Buffer made when read (the processor reads a beacon's key only to
+ * dead-letter it). A fetch's records are all held until the fetch is processed (tens of thousands
+ * for the processor): what they do not hold is not copied and promoted by every garbage collection
+ * meanwhile. The key and value are getters: a spread (`{ ...r }`) does not copy them.
+ */
+class FetchedBusRecord implements BusRecord {
+  readonly offset: number;
+  readonly timestampMs: number;
+  private keyText: string | undefined;
+  constructor(readonly topic: string, readonly partition: number, private readonly message: KafkaMessage) {
+    this.offset = fetchedOffset(message);
+    this.timestampMs = fetchedTimestamp(message);
+  }
+
+  get key(): string {
+    return (this.keyText ??= fetchedKeyText(this.message));
+  }
+
+  /** A view of the fetched bytes, new at each read (read it once where it matters). */
+  get value(): Buffer {
+    return this.message.value ?? NO_VALUE;
+  }
+}
+
 export function toBusRecord(topic: string, partition: number, m: KafkaMessage): BusRecord {
-  return {
-    topic,
-    partition,
-    offset: fetchedOffset(m),
-    key: m.key === null ? '' : m.key.toString('utf8'),
-    value: m.value ?? Buffer.alloc(0),
-    timestampMs: fetchedTimestamp(m),
-  };
+  return new FetchedBusRecord(topic, partition, m);
 }
 
 /**

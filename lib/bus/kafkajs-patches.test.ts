@@ -1,6 +1,6 @@
 // First: the patch must run before anything loads kafkajs, as in the adapter's files.
 import {
-  FetchedRecord, KafkajsEncoder, fetchedOffset, fetchedTimestamp, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3, recordDecoderV0,
+  FetchedRecord, KafkajsEncoder, fetchedKeyText, fetchedOffset, fetchedTimestamp, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3, recordDecoderV0,
 } from './kafkajs-patches.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -323,6 +323,7 @@ describe('kafkajs patch: record decoder with number arithmetic where exact', () 
       // As numbers: what Number() of kafkajs's strings gives.
       expect(fetchedOffset(mine as unknown as FetchedRecord)).toBe(Number(kafkajs.offset));
       expect(fetchedTimestamp(mine as unknown as FetchedRecord)).toBe(Number(kafkajs.timestamp));
+      expect(fetchedKeyText(mine as unknown as FetchedRecord)).toBe(kafkajs.key === null ? '' : (kafkajs.key as Buffer).toString('utf8'));
       expect(a.offset).toBe(b.offset);
       decoded += 1;
     }), { numRuns: 3000 });
@@ -366,7 +367,7 @@ describe('kafkajs patch: consumer Batch comparing offsets as numbers', () => {
       const messages = response.messages.map((m) => {
         const o = at(m.offset);
         return decoded
-          ? new FetchedRecord(2, 0, 1_767_225_600_000, o <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(o) : String(o), m.key, null, {}, m.isControlRecord === true, m.batchContext as never)
+          ? new FetchedRecord(2, 0, 1_767_225_600_000, o <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(o) : String(o), m.key ?? Buffer.alloc(0), 0, m.key === null ? -1 : m.key.length, 0, -1, {}, m.isControlRecord === true, m.batchContext as never)
           : { ...m, offset: String(o) };
       });
       const abortedTransactions = response.abortedTransactions?.map((t) => ({ ...t, firstOffset: String(at(t.firstOffset)) }));

@@ -320,7 +320,10 @@ const NO_HEADERS: Record<string, unknown> = Object.freeze({});
  * A fetched record as the patched decoder returns it: kafkajs's fields, with the offset and the
  * timestamp held as numbers where exact and made into kafkajs's decimal strings only when read
  * (kafkajs built two strings per record, then the consumer parsed them back, and the Batch parsed
- * the offset into a Long once more). `fetchedOffset` / `fetchedTimestamp` read them as numbers.
+ * the offset into a Long once more), and the key and value as positions in the record batch's
+ * bytes, a Buffer made when read: a fetch's records live until the whole fetch is processed, and
+ * two Buffer objects each made them survive garbage collections (copied, then promoted) for
+ * nothing. `fetchedOffset` / `fetchedTimestamp` / `fetchedKeyText` read them without kafkajs's forms.
  */
 export class FetchedRecord {
   constructor(
@@ -329,8 +332,12 @@ export class FetchedRecord {
     /** A safe integer, or kafkajs's decimal string when it is not one. */
     readonly timestampValue: number | string,
     readonly offsetValue: number | string,
-    readonly key: Buffer | null,
-    readonly value: Buffer | null,
+    /** The record batch's bytes, and where the key and value are in them (length −1: null; read as kafkajs reads them). */
+    readonly bytes: Buffer,
+    readonly keyAt: number,
+    readonly keyLength: number,
+    readonly valueAt: number,
+    readonly valueLength: number,
     readonly headers: Record<string, unknown>,
     readonly isControlRecord: boolean,
     readonly batchContext: Partial<RecordBatchContext>,
@@ -343,6 +350,21 @@ export class FetchedRecord {
   get timestamp(): string {
     return String(this.timestampValue);
   }
+
+  /** As kafkajs's `slice`: a view of the batch's bytes (cut short at their end, as a slice is). */
+  get key(): Buffer | null {
+    return this.keyLength === -1 ? null : this.bytes.subarray(this.keyAt, this.keyAt + this.keyLength);
+  }
+
+  get value(): Buffer | null {
+    return this.valueLength === -1 ? null : this.bytes.subarray(this.valueAt, this.valueAt + this.valueLength);
+  }
+}
+
+/** A fetched record's key as text ('' for none), without making a Buffer of it. */
+export function fetchedKeyText(m: { key: Buffer | null }): string {
+  if (m instanceof FetchedRecord) return m.keyLength === -1 ? '' : m.bytes.toString('utf8', m.keyAt, Math.min(m.bytes.length, m.keyAt + m.keyLength));
+  return m.key === null ? '' : m.key.toString('utf8');
 }
 
 /** A fetched record's offset as a number (exact: Kafka offsets are far below 2^53). */
@@ -409,8 +431,13 @@ function fastRecordDecoder(): (decoder: KafkajsDecoder, batchContext?: Partial<R
     const timestamp = timestampType === LOG_APPEND_TIME && maxTimestamp ? maxTimestamp : plus(firstTimestamp as string, timestampDelta);
     const offsetDelta = decoder.readVarInt();
     const offset = plus(firstOffset as string, offsetDelta);
-    const key = decoder.readVarIntBytes();
-    const value = decoder.readVarIntBytes();
+    // readVarIntBytes, without the slices: the positions (see FetchedRecord).
+    const keyLength = decoder.readVarInt();
+    const keyAt = decoder.offset;
+    if (keyLength !== -1) decoder.offset += keyLength;
+    const valueLength = decoder.readVarInt();
+    const valueAt = decoder.offset;
+    if (valueLength !== -1) decoder.offset += valueLength;
     const headersAt = decoder.offset;
     const headerCount = decoder.readVarInt();
     let headers: Record<string, unknown>;
@@ -419,7 +446,7 @@ function fastRecordDecoder(): (decoder: KafkajsDecoder, batchContext?: Partial<R
       decoder.offset = headersAt;
       headers = foldHeaders(decoder.readVarIntArray(HeaderDecoder));
     }
-    return new FetchedRecord(magicByte, attributes, timestamp, offset, key, value, headers, isControlBatch, batchContext);
+    return new FetchedRecord(magicByte, attributes, timestamp, offset, decoder.buffer, keyAt, keyLength, valueAt, valueLength, headers, isControlBatch, batchContext);
   };
 }
 

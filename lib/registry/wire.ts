@@ -167,8 +167,10 @@ export function withConfluentFraming(bus: Bus, framing: ConfluentFraming): Bus {
   const unframeAll = async (topic: string, records: BusRecord[]): Promise<BusRecord[]> => {
     await framing.resolve(topic, records.map((r) => r.value));
     return records.map((r) => {
-      const value = framing.unframe(topic, r.value);
-      return value === r.value ? r : { ...r, value };
+      const framed = r.value;
+      const value = framing.unframe(topic, framed);
+      // Field by field: a Kafka record reads its key and value through getters, which a spread skips.
+      return value === framed ? r : { topic: r.topic, partition: r.partition, offset: r.offset, key: r.key, value, timestampMs: r.timestampMs };
     });
   };
   const wrapProducer = (p: BusProducer): BusProducer => ({
