@@ -46,7 +46,8 @@ import { createRequire } from 'node:module';
  *    where every value is a safe integer (timestamps and offsets are) and takes kafkajs's own path
  *    otherwise; a property test compares the decoded records with kafkajs's. The records it returns
  *    (`FetchedRecord`) keep the offset and timestamp as numbers and make kafkajs's decimal strings
- *    only when read, and share one empty headers object.
+ *    only when read, keep the key and value as positions in the batch's bytes (the slices made
+ *    when read), and share one empty headers object.
  * 6. `consumer/batch.js` (every fetched partition) keeps the records at or after the fetched offset
  *    by parsing each record's offset string into a 64-bit Long (`Long.fromValue(offset).gte(...)`),
  *    the largest kafkajs cost of the consumer left after 5. The replacement compares the numbers
