@@ -459,15 +459,6 @@ interface PartitionData {
   abortedTransactions?: Array<{ producerId: string; firstOffset: string }>;
   messages: FetchedMessage[];
 }
-interface BatchFields {
-  fetchedOffset: string;
-  topic: string;
-  partition: number;
-  highWatermark: string;
-  rawMessages: FetchedMessage[];
-  messagesWithinOffset: FetchedMessage[];
-  messages: FetchedMessage[];
-}
 
 /**
  * kafkajs's consumer Batch with its constructor replaced (see 6. above): the same prototype, so its
@@ -477,7 +468,7 @@ function fastBatch(): unknown {
   const Original = require('kafkajs/src/consumer/batch.js') as { prototype: object };
   const Long = require('kafkajs/src/utils/long.js') as { fromValue(v: unknown): { gte(o: unknown): boolean } };
   const filterAborted = require('kafkajs/src/consumer/filterAbortedMessages.js') as typeof filterAbortedMessages;
-  class Batch implements BatchFields {
+  class Batch {
     fetchedOffset: string;
     topic: string;
     partition: number;
