@@ -1,6 +1,6 @@
 // First: the patch must run before anything loads kafkajs, as in the adapter's files.
 import {
-  FetchedRecord, KafkajsEncoder, fetchedKeyText, fetchedOffset, fetchedTimestamp, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3, recordDecoderV0,
+  FetchedRecord, KafkajsEncoder, fetchedKeyText, fetchedOffset, fetchedTimestamp, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3, recordBatchDecoderV0, recordDecoderV0,
 } from './kafkajs-patches.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -328,6 +328,94 @@ describe('kafkajs patch: record decoder with number arithmetic where exact', () 
       decoded += 1;
     }), { numRuns: 3000 });
     expect(decoded).toBe(3000);
+  });
+});
+
+describe('kafkajs patch: record batch decoder reading records in place', () => {
+  type BatchDecoder = (decoder: unknown) => Promise<Record<string, unknown> & { records: FetchedRecord[] }>;
+  const Decoder = require('kafkajs/src/protocol/decoder.js') as new (b: Buffer) => { offset: number };
+  const Record = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (r: Record<string, unknown>) => unknown;
+  const { RecordBatch } = require('kafkajs/src/protocol/recordBatch/v0/index.js') as { RecordBatch(a: Record<string, unknown>): Promise<{ buffer: Buffer }> };
+  const { Types } = require('kafkajs/src/protocol/message/compression/index.js') as { Types: Record<string, number> };
+  /** Everything kafkajs code reads of a record. */
+  const view = (r: FetchedRecord): unknown => ({
+    magicByte: r.magicByte, attributes: r.attributes, timestamp: r.timestamp, offset: r.offset, key: r.key, value: r.value,
+    headers: r.headers, isControlRecord: r.isControlRecord, batchContext: r.batchContext,
+  });
+  /** A decode's outcome: the batch (records by their fields) and how far the fetch decoder read, or the error. */
+  async function outcome(decode: BatchDecoder, bytes: Buffer): Promise<unknown> {
+    const d = new Decoder(bytes);
+    try {
+      const { records, ...batch } = await decode(d);
+      return { batch, records: records.map(view), read: d.offset };
+    } catch (err) {
+      return { error: (err as Error).name, message: (err as Error).message };
+    }
+  }
+
+  it('is what kafkajs loads (the fetch response decoder takes it)', () => {
+    expect(kafkajsPatched).toBe(true);
+    expect(require('kafkajs/src/protocol/recordBatch/v0/decoder.js')).toBe(recordBatchDecoderV0);
+  });
+
+  it('decodes any batch as kafkajs 2.2.4 does, compressed or not, whole, cut short or with bytes changed', async () => {
+    const theirs = originalModule('kafkajs/src/protocol/recordBatch/v0/decoder.js') as BatchDecoder;
+    const ours = recordBatchDecoderV0 as unknown as BatchDecoder;
+    expect(theirs).not.toBe(ours);
+    const bytes = fc.oneof(fc.constant(null), fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)));
+    const headerValue = fc.oneof(fc.string({ maxLength: 6 }), fc.uint8Array({ maxLength: 6 }).map((a) => Buffer.from(a)));
+    const rec = fc.record({
+      key: bytes, value: bytes, timestampDelta: fc.nat({ max: 100_000 }),
+      headers: fc.option(fc.dictionary(fc.string({ maxLength: 5 }), fc.oneof(headerValue, fc.array(headerValue, { maxLength: 2 }))), { freq: 4, nil: undefined }),
+    });
+    const batch = fc.record({
+      compression: fc.constantFrom(Types.None, Types.None, Types.GZIP, Types.LZ4),
+      firstOffset: fc.nat({ max: 1_000_000 }), transactional: fc.boolean(),
+      records: fc.array(rec, { maxLength: 30 }),
+      // What happens to the bytes: nothing, cut short, or bytes changed after the batch's header —
+      // below 0x80, varints of one byte: a changed length or count stays small (kafkajs folds a
+      // header count of millions in quadratic time).
+      damage: fc.oneof(fc.constant(null), fc.record({ cut: fc.nat() }), fc.record({ at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 3, max: 0x7f }) })),
+    });
+    const outcomes = new Map<string, number>();
+    await fc.assert(fc.asyncProperty(batch, async (b) => {
+      const encoded = (await RecordBatch({
+        compression: b.compression, firstOffset: String(b.firstOffset), firstTimestamp: 1_767_225_600_000, maxTimestamp: 1_767_225_700_000,
+        lastOffsetDelta: Math.max(0, b.records.length - 1), transactional: b.transactional,
+        records: b.records.map((r, i) => Record({ offsetDelta: i, timestampDelta: r.timestampDelta, key: r.key, value: r.value, headers: r.headers })),
+      })).buffer;
+      let input = encoded;
+      const HEADER = 61; // base offset … record count: the records start after it
+      if (b.damage !== null && 'cut' in b.damage) input = encoded.subarray(0, b.damage.cut % (encoded.length + 1));
+      // Changed bytes in uncompressed batches only: in compressed ones they test the decompressor
+      // (and a changed LZ4 frame header can ask it for gigabytes).
+      else if (b.damage !== null && b.compression === Types.None && encoded.length > HEADER) {
+        input = Buffer.from(encoded);
+        const at = HEADER + (b.damage.at % (encoded.length - HEADER));
+        input.set(b.damage.bytes.subarray(0, encoded.length - at), at);
+      }
+      const mine = await outcome(ours, input);
+      expect(mine).toEqual(await outcome(theirs, input));
+      const kind = mine !== null && typeof mine === 'object' && 'error' in mine ? 'error' : input === encoded ? 'whole' : 'damaged, decoded';
+      outcomes.set(kind, (outcomes.get(kind) ?? 0) + 1);
+    }), { numRuns: 1500 });
+    // Every kind of outcome was compared, not only the easy one.
+    expect(outcomes.get('whole')).toBeGreaterThan(300);
+    expect(outcomes.get('error')).toBeGreaterThan(50);
+    expect(outcomes.get('damaged, decoded')).toBeGreaterThan(50);
+  });
+
+  it('hands out records that read the bytes they were given, without a Buffer per record', async () => {
+    const values = Array.from({ length: 200 }, (_, i) => Buffer.from(`value ${i} ${'x'.repeat(i % 17)}`));
+    const encoded = (await RecordBatch({
+      compression: Types.None, firstOffset: '1000', records: values.map((v, i) => Record({ offsetDelta: i, timestampDelta: i, key: `k${i}`, value: v })),
+    })).buffer;
+    const { records } = await recordBatchDecoderV0(new Decoder(encoded) as never);
+    expect(records.map((r) => r.value)).toEqual(values);
+    expect(records.map((r) => fetchedKeyText(r))).toEqual(values.map((_, i) => `k${i}`));
+    expect(records.map((r) => fetchedOffset(r))).toEqual(values.map((_, i) => 1000 + i));
+    // One buffer for all of them (kafkajs's decoder made one per record).
+    expect(new Set(records.map((r) => r.bytes)).size).toBe(1);
   });
 });
 
