@@ -254,3 +254,43 @@ describe('processor stall watchdog', () => {
     await bus.close();
   });
 });
+
+describe('processor on a large fetch', () => {
+  it('lets the event loop run between chunks of one batch (timers, heartbeats), and counts every event once', async () => {
+    // Kafka fetches bring up to ~50,000 beacons per partition in one batch; the memory bus is made to
+    // hand out 12,000 at once here. The processor yields every 5,000 records of a batch.
+    const bus = createMemoryBus({ maxBacklog: 100_000 });
+    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics].map((topic) => ({ topic, partitions: 1 })));
+    const wide = { ...bus, consumer: (o: Parameters<typeof bus.consumer>[0]) => bus.consumer({ ...o, maxBatchSize: 50_000 }) };
+    const EVENTS = 12_000;
+    const messages = Array.from({ length: EVENTS }, (_, i) => {
+      const e = ev(`s${i % 400}`, Math.floor(i / 400), T + i, i < 400 ? 'play_request' : 'heartbeat');
+      return { key: e.sessionId, value: encodeSessionEvent(e) };
+    });
+    await bus.producer().send(TOPICS.beacons, messages);
+    const processor = createProcessor({
+      bus: wide, log: silentLogger(), now: () => T, tickMs: 60_000,
+      settings: {
+        windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
+        maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
+      },
+    });
+    // What the event loop saw of the partition's event count, at every turn while the batch ran.
+    const seen = new Set<number>();
+    let watching = true;
+    const watch = (): void => {
+      seen.add(processor.partitions().get(0)?.counters.events ?? 0);
+      if (watching) setImmediate(watch);
+    };
+    watch();
+    await processor.start();
+    await waitFor(() => processor.partitions().get(0)?.counters.events === EVENTS);
+    watching = false;
+    await new Promise((r) => setTimeout(r, 50));
+    const counted = processor.partitions().get(0)?.counters.events;
+    await processor.stop();
+    expect(counted).toBe(EVENTS);
+    // One batch (no count between 0 and the end but the yields'), seen at both of its yields.
+    expect([...seen].filter((n) => n > 0 && n < EVENTS).sort((a, b) => a - b)).toEqual([5000, 10_000]);
+  });
+});
