@@ -390,7 +390,15 @@ export function fetchedTimestamp(m: { timestamp: string }): number {
 const MAX_FAST_VARLONG_BYTES = 7;
 
 /** kafkajs's record v0 decoder with number arithmetic where it is exact (see 5. above). */
-function fastRecordDecoder(): (decoder: KafkajsDecoder, batchContext?: Partial<RecordBatchContext>) => FetchedRecord {
+/**
+ * A record read at the decoder's offset. With `end` (the record's end in a batch's bytes, read in
+ * place: see 7. above), undefined where the bytes kafkajs's slice would read could differ: a
+ * negative length other than −1 (kafkajs moves back, before its slice's start), headers (their
+ * lengths and count are not checked here), or fields past `end`.
+ */
+type ReadRecord = (decoder: KafkajsDecoder, batchContext: Partial<RecordBatchContext>, end: number | undefined) => FetchedRecord | undefined;
+
+function fastRecordDecoder(): ReadRecord {
   const kjs = (id: string): unknown => require(`kafkajs/src/${id}`);
   const Long = kjs('utils/long.js') as { fromValue(v: unknown): { add(v: unknown): { toString(): string } } };
   const HeaderDecoder = kjs('protocol/recordBatch/header/v0/decoder.js') as (d: KafkajsDecoder) => { key: string; value: Buffer | null };
@@ -433,7 +441,7 @@ function fastRecordDecoder(): (decoder: KafkajsDecoder, batchContext?: Partial<R
     }), {});
   }
 
-  return (decoder, batchContext = {}) => {
+  return (decoder, batchContext, end) => {
     const { firstOffset, firstTimestamp, magicByte, isControlBatch = false, timestampType, maxTimestamp } = batchContext;
     const attributes = decoder.readInt8();
     const timestampDelta = readSmallVarLong(decoder) ?? decoder.readVarLong();
@@ -442,9 +450,11 @@ function fastRecordDecoder(): (decoder: KafkajsDecoder, batchContext?: Partial<R
     const offset = plus(firstOffset as string, offsetDelta);
     // readVarIntBytes, without the slices: the positions (see FetchedRecord).
     const keyLength = decoder.readVarInt();
+    if (keyLength < -1 && end !== undefined) return undefined;
     const keyAt = decoder.offset;
     if (keyLength !== -1) decoder.offset += keyLength;
     const valueLength = decoder.readVarInt();
+    if (valueLength < -1 && end !== undefined) return undefined;
     const valueAt = decoder.offset;
     if (valueLength !== -1) decoder.offset += valueLength;
     const headersAt = decoder.offset;
@@ -452,14 +462,19 @@ function fastRecordDecoder(): (decoder: KafkajsDecoder, batchContext?: Partial<R
     let headers: Record<string, unknown>;
     if (headerCount === 0 || headerCount === -1) headers = NO_HEADERS;
     else {
+      if (end !== undefined) return undefined;
       decoder.offset = headersAt;
       headers = foldHeaders(decoder.readVarIntArray(HeaderDecoder));
     }
+    if (end !== undefined && decoder.offset > end) return undefined;
     return new FetchedRecord(magicByte, attributes, timestamp, offset, decoder.buffer, keyAt, keyLength, valueAt, valueLength, headers, isControlBatch, batchContext);
   };
 }
 
-export const recordDecoderV0 = fastRecordDecoder();
+const readRecord = fastRecordDecoder();
+
+export const recordDecoderV0 = (decoder: KafkajsDecoder, batchContext: Partial<RecordBatchContext> = {}): FetchedRecord =>
+  readRecord(decoder, batchContext, undefined) as FetchedRecord;
 
 interface KafkajsBatchDecoder extends KafkajsDecoder {
   readInt16(): number;
@@ -486,9 +501,11 @@ function fastRecordBatchDecoder(): (fetchDecoder: KafkajsBatchDecoder) => Promis
 
   /**
    * One length-prefixed record, decoded in the decoder's own buffer. Where that could read other
-   * bytes than kafkajs's slice would — fields past the record's length, a negative length moving
-   * back, headers (their lengths are not checked here) — or fails, the record is decoded again as
-   * kafkajs does, from a slice of its own: the same record, or the same error.
+   * bytes than kafkajs's slice would (readRecord stops at the first sign: fields past the record's
+   * length, a negative length moving back, headers) or fails, the record is decoded again as kafkajs
+   * does, from a slice of its own: the same record, or the same error. Stopping early matters: read
+   * in place, a negative length moves back into the batch's header, whose bytes can make a header
+   * count of millions.
    */
   function decodeRecord(decoder: KafkajsBatchDecoder, ctx: Partial<RecordBatchContext>): FetchedRecord {
     const start = decoder.offset;
@@ -496,8 +513,8 @@ function fastRecordBatchDecoder(): (fetchDecoder: KafkajsBatchDecoder) => Promis
     const end = decoder.offset + length;
     if (length >= 0 && end <= decoder.buffer.length) {
       try {
-        const record = recordDecoderV0(decoder, ctx);
-        if (decoder.offset <= end && record.keyLength >= -1 && record.valueLength >= -1 && record.headers === NO_HEADERS) {
+        const record = readRecord(decoder, ctx, end);
+        if (record !== undefined) {
           decoder.offset = end;
           return record;
         }
