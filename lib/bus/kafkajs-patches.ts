@@ -57,9 +57,10 @@ import { createRequire } from 'node:module';
  *    that a record then held (its bytes) until the whole fetch was processed, each copied and
  *    promoted by the garbage collections meanwhile. In an allocation profile of what survived the
  *    young generation (bench/kafka.ts (b), 10 MiB fetches) kafkajs's fetch decoding was the largest
- *    part. The replacement reads each record where it lies in the (decompressed) batch, with the
- *    same checks: a record whose fields do not fit its length is read again as kafkajs reads it,
- *    from a slice. A property test compares whole batches decoded both ways.
+ *    part. The replacement reads each record where it lies in the (decompressed) batch. It stops
+ *    at the first sign that kafkajs's slice would read other bytes (a field past the record's
+ *    length, a negative length other than −1, headers) and reads that record as kafkajs does, from
+ *    a slice. A property test compares whole, truncated and changed batches decoded both ways.
  */
 
 type Partitioner = (args: { topic: string; partitionMetadata: unknown[]; message: unknown }) => number;
@@ -112,6 +113,9 @@ export function filterAbortedMessages(args: {
 }
 
 const require = createRequire(import.meta.url);
+
+/** A kafkajs internal module by its path under kafkajs/src. */
+const kjs = (id: string): unknown => require(`kafkajs/src/${id}`);
 
 interface EncoderInstance { buf: Buffer; offset: number; ensureAvailable(length: number): void }
 interface EncoderMethods {
@@ -229,7 +233,6 @@ function fastProduceRequestV3(): (args: ProduceRequestArgs) => unknown {
   const Encoder = KafkajsEncoder as unknown as { new (size?: number): EncoderWriter; sizeOfVarInt(v: number): number; sizeOfVarLong(v: unknown): number; sizeOfVarIntBytes(v: unknown): number };
   // kafkajs modules, loaded at the first request: by then the Encoder above is in the module cache
   // (loading Record now would bind it to kafkajs's own Encoder).
-  const kjs = (id: string): unknown => require(`kafkajs/src/${id}`);
   const load = () => ({
     Long: kjs('utils/long.js') as { fromInt(v: number): unknown },
     apiKey: (kjs('protocol/requests/apiKeys.js') as { Produce: number }).Produce,
@@ -389,17 +392,16 @@ export function fetchedTimestamp(m: { timestamp: string }): number {
 /** 7 varint bytes hold 49 bits: a zigzag value below 2^49 is exact as a double. */
 const MAX_FAST_VARLONG_BYTES = 7;
 
-/** kafkajs's record v0 decoder with number arithmetic where it is exact (see 5. above). */
 /**
- * A record read at the decoder's offset. With `end` (the record's end in a batch's bytes, read in
- * place: see 7. above), undefined where the bytes kafkajs's slice would read could differ: a
+ * kafkajs's record v0 decoder with number arithmetic where it is exact (see 5. above): a record
+ * read at the decoder's offset. With `end` (the record's end in a batch's bytes, read in place:
+ * see 7. above), undefined where the bytes kafkajs's slice would read could differ: a
  * negative length other than −1 (kafkajs moves back, before its slice's start), headers (their
  * lengths and count are not checked here), or fields past `end`.
  */
 type ReadRecord = (decoder: KafkajsDecoder, batchContext: Partial<RecordBatchContext>, end: number | undefined) => FetchedRecord | undefined;
 
 function fastRecordDecoder(): ReadRecord {
-  const kjs = (id: string): unknown => require(`kafkajs/src/${id}`);
   const Long = kjs('utils/long.js') as { fromValue(v: unknown): { add(v: unknown): { toString(): string } } };
   const HeaderDecoder = kjs('protocol/recordBatch/header/v0/decoder.js') as (d: KafkajsDecoder) => { key: string; value: Buffer | null };
   const { LOG_APPEND_TIME } = kjs('protocol/timestampTypes.js') as { LOG_APPEND_TIME: number };
@@ -488,7 +490,6 @@ interface KafkajsBatchDecoder extends KafkajsDecoder {
 
 /** kafkajs's record batch v0 decoder reading each record where it lies (see 7. above). */
 function fastRecordBatchDecoder(): (fetchDecoder: KafkajsBatchDecoder) => Promise<Record<string, unknown> & { records: FetchedRecord[] }> {
-  const kjs = (id: string): unknown => require(`kafkajs/src/${id}`);
   const Decoder = kjs('protocol/decoder.js') as new (buffer: Buffer | null) => KafkajsBatchDecoder;
   const { KafkaJSPartialMessageError } = kjs('errors.js') as { KafkaJSPartialMessageError: new (message: string) => Error };
   const { lookupCodecByAttributes } = kjs('protocol/message/compression/index.js') as {
