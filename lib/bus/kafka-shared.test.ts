@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RECORD_OVERHEAD_BYTES, splitIntoRequests, toBusRecord, type KafkaMessageOut } from './kafka-shared.js';
-import { FetchedRecord } from './kafkajs-patches.js';
+import { FetchedBatchBase, FetchedRecord } from './kafkajs-patches.js';
 import type { KafkaMessage } from 'kafkajs';
 
 type Out = Array<{ topic: string; messages: KafkaMessageOut[] }>;
@@ -66,7 +66,7 @@ describe('toBusRecord', () => {
       // The batch's bytes: something before, the key, the value, something after.
       const bytes = Buffer.concat([Buffer.from([9, 9]), k ?? Buffer.alloc(0), v ?? Buffer.alloc(0), Buffer.from([7])]);
       const vAt = 2 + (k?.length ?? 0);
-      const decoded = new FetchedRecord(2, 0, 1_767_225_600_000, offset, bytes, 2, k === null ? -1 : k.length, vAt, v === null ? -1 : v.length, {}, false, {});
+      const decoded = new FetchedRecord(new FetchedBatchBase(bytes, 2, false, {}, 1_767_225_600_000, NaN), 0, 0, offset, 2, k === null ? -1 : k.length, vAt, v === null ? -1 : v.length, {});
       const plain = { key: k, value: v, offset: String(offset), timestamp: '1767225600000', attributes: 0, headers: {} } as unknown as KafkaMessage;
       const expected = { topic: 't', partition: 3, offset, key: key ?? '', value: v ?? Buffer.alloc(0), timestampMs: 1_767_225_600_000 };
       expect(fields(toBusRecord('t', 3, decoded as unknown as KafkaMessage))).toEqual(expected);

@@ -10,23 +10,28 @@ import type { BusMessage, BusRecord, TopicMessages, TopicPartition } from './typ
 const NO_VALUE = Buffer.alloc(0);
 
 /**
- * A record kafkajs fetched, as the bus hands it out: offset and timestamp as numbers, the key's
- * text and the value's Buffer made when read (the processor reads a beacon's key only to
- * dead-letter it). A fetch's records are all held until the fetch is processed (tens of thousands
- * for the processor): what they do not hold is not copied and promoted by every garbage collection
- * meanwhile. The key and value are getters: a spread (`{ ...r }`) does not copy them.
+ * A record kafkajs fetched, as the bus hands it out: the offset and timestamp as numbers, the key's
+ * text and the value's Buffer, each read from the fetched record when asked for (the processor reads
+ * a beacon's key only to dead-letter it). A fetch's records are all held until the fetch is processed
+ * (tens of thousands for the processor), so every field held here is copied by each garbage
+ * collection meanwhile, then promoted: this holds the fetched record and where it came from, no more
+ * (a timestamp held as a number was a heap number of its own per record). The fields other than
+ * topic and partition are getters: a spread (`{ ...r }`) does not copy them.
  */
 class FetchedBusRecord implements BusRecord {
-  readonly offset: number;
-  readonly timestampMs: number;
-  private keyText: string | undefined;
-  constructor(readonly topic: string, readonly partition: number, private readonly message: KafkaMessage) {
-    this.offset = fetchedOffset(message);
-    this.timestampMs = fetchedTimestamp(message);
+  constructor(readonly topic: string, readonly partition: number, private readonly message: KafkaMessage) {}
+
+  get offset(): number {
+    return fetchedOffset(this.message);
   }
 
+  get timestampMs(): number {
+    return fetchedTimestamp(this.message);
+  }
+
+  /** The key's text, new at each read. */
   get key(): string {
-    return (this.keyText ??= fetchedKeyText(this.message));
+    return fetchedKeyText(this.message);
   }
 
   /** A view of the fetched bytes, new at each read (read it once where it matters). */

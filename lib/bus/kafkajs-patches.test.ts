@@ -1,6 +1,6 @@
 // First: the patch must run before anything loads kafkajs, as in the adapter's files.
 import {
-  FetchedRecord, KafkajsEncoder, fetchedKeyText, fetchedOffset, fetchedTimestamp, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3, recordBatchDecoderV0, recordDecoderV0,
+  FetchedBatchBase, FetchedRecord, KafkajsEncoder, fetchedKeyText, fetchedOffset, fetchedTimestamp, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3, recordBatchDecoderV0, recordDecoderV0,
 } from './kafkajs-patches.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -446,8 +446,9 @@ describe('kafkajs patch: record batch decoder reading records in place', () => {
     expect(records.map((r) => r.value)).toEqual(values);
     expect(records.map((r) => fetchedKeyText(r))).toEqual(values.map((_, i) => `k${i}`));
     expect(records.map((r) => fetchedOffset(r))).toEqual(values.map((_, i) => 1000 + i));
-    // One buffer for all of them (kafkajs's decoder made one per record).
-    expect(new Set(records.map((r) => r.bytes)).size).toBe(1);
+    // One buffer for all of them (kafkajs's decoder made one per record), in one base the batch's records share.
+    expect(new Set(records.map((r) => r.base)).size).toBe(1);
+    expect(new Set(records.map((r) => r.base.bytes)).size).toBe(1);
   });
 });
 
@@ -490,7 +491,7 @@ describe('kafkajs patch: consumer Batch comparing offsets as numbers', () => {
       const messages = response.messages.map((m) => {
         const o = at(m.offset);
         return decoded
-          ? new FetchedRecord(2, 0, 1_767_225_600_000, o <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(o) : String(o), m.key ?? Buffer.alloc(0), 0, m.key === null ? -1 : m.key.length, 0, -1, {}, m.isControlRecord === true, m.batchContext as never)
+          ? new FetchedRecord(new FetchedBatchBase(m.key ?? Buffer.alloc(0), 2, m.isControlRecord === true, m.batchContext as never, 1_767_225_600_000, NaN), 0, 0, o <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(o) : String(o), 0, m.key === null ? -1 : m.key.length, 0, -1, {})
           : { ...m, offset: String(o) };
       });
       const abortedTransactions = response.abortedTransactions?.map((t) => ({ ...t, firstOffset: String(at(t.firstOffset)) }));
