@@ -194,6 +194,9 @@ export function createTracker(partition: number): ChangelogTracker {
 
 const sessionKey = (id: string): string => `s:${id}`;
 
+/** A tombstone's value: one empty Buffer for all of them (a diff writes one per ended session and emitted window). */
+const TOMBSTONE = Buffer.alloc(0);
+
 /**
  * The changelog records that bring the committed state up to `ps`: the sessions in `ps.changed`
  * (the list is emptied) and the accumulators in `ps.dirtyAccs`, each as it is now — a tombstone for
@@ -221,7 +224,7 @@ export function diffPartition(
     } else if (s.logged && !ps.sessions.has(s.id)) {
       // Ended since the last diff, and held by the changelog (a newer session of the same id, if
       // any, is in the list too and written instead).
-      messages.push({ key: sessionKey(s.id), value: Buffer.alloc(0), partition });
+      messages.push({ key: sessionKey(s.id), value: TOMBSTONE, partition });
     }
   }
   if (ps.changed !== null) ps.changed = [];
@@ -231,7 +234,7 @@ export function diffPartition(
     if (acc === undefined) {
       if (t.accs[table].get(w)?.has(k) !== true) return;
       accs.push({ table, w, k, gone: true });
-      messages.push({ key: accKey(table, w, k), value: Buffer.alloc(0), partition });
+      messages.push({ key: accKey(table, w, k), value: TOMBSTONE, partition });
       return;
     }
     accs.push({ table, w, k, gone: false });
