@@ -469,6 +469,24 @@ describe('kafkajs patch: consumer Batch comparing offsets as numbers', () => {
     expect(Object.getOwnPropertyNames(Object.getPrototypeOf(Ours.prototype)).sort()).toEqual(Object.getOwnPropertyNames(Theirs.prototype).sort());
   });
 
+  it('hands on the fetched array itself when it keeps every record, and a filtered copy otherwise', () => {
+    const records = (from: number, n: number, control = -1): unknown[] =>
+      Array.from({ length: n }, (_, i) => ({ offset: String(from + i), key: null, value: null, isControlRecord: i === control, batchContext: {} }));
+    const all = records(100, 5);
+    const whole = new Ours('t', '100', { partition: 0, highWatermark: '105', messages: all });
+    expect(whole.messages).toBe(all);
+    expect(whole.messagesWithinOffset).toBe(all);
+    // The fetch starts inside the batch: records before it are left out, as they are with a marker.
+    const early = records(98, 7);
+    const started = new Ours('t', '100', { partition: 0, highWatermark: '105', messages: early });
+    expect(started.messages).not.toBe(early);
+    expect(started.messages.map((m) => m.offset)).toEqual(['100', '101', '102', '103', '104']);
+    const marked = records(100, 5, 4);
+    const withMarker = new Ours('t', '100', { partition: 0, highWatermark: '105', messages: marked });
+    expect(withMarker.messagesWithinOffset).toBe(marked);
+    expect(withMarker.messages.map((m) => m.offset)).toEqual(['100', '101', '102', '103']);
+  });
+
   it('hands out what kafkajs 2.2.4 does, for decoded and plain records, safe offsets and not (truth: the log too)', () => {
     const view = (b: InstanceType<BatchClass>): unknown => ({
       messages: b.messages.map((m) => m.offset), within: b.messagesWithinOffset.map((m) => m.offset),

@@ -51,7 +51,8 @@ import { createRequire } from 'node:module';
  * 6. `consumer/batch.js` (every fetched partition) keeps the records at or after the fetched offset
  *    by parsing each record's offset string into a 64-bit Long (`Long.fromValue(offset).gte(...)`),
  *    the largest kafkajs cost of the consumer left after 5. The replacement compares the numbers
- *    `FetchedRecord` holds (Long where an offset is not a safe integer), with the same filters after.
+ *    `FetchedRecord` holds (Long where an offset is not a safe integer), with the same filters after;
+ *    a filter that keeps every record hands on the array it was given rather than a copy.
  * 7. `protocol/recordBatch/v0/decoder.js` (every fetched record batch) cuts each record out of the
  *    batch as a Buffer of its own and reads it with a Decoder of its own: two objects per record
  *    that a record then held (its bytes) until the whole fetch was processed, each copied and
@@ -640,6 +641,15 @@ interface PartitionData {
 }
 
 /**
+ * `list.filter(keep)`, but `list` itself when every element is kept (the usual case: a fetch
+ * starting at a batch boundary, no transaction markers). The three arrays a Batch holds were three
+ * copies of every fetched partition's records, grown element by element. They are only read.
+ */
+function kept<T>(list: T[], keep: (m: T) => boolean): T[] {
+  return list.every(keep) ? list : list.filter(keep);
+}
+
+/**
  * kafkajs's consumer Batch with its constructor replaced (see 6. above): the same prototype, so its
  * methods and `instanceof` are kafkajs's own. Loaded after the aborted-messages filter is patched.
  */
@@ -665,17 +675,17 @@ function fastBatch(): unknown {
       // Records before the fetched offset (a compressed batch starts earlier) are not handed out.
       const from = Number(fetchedOffset);
       if (Number.isSafeInteger(from)) {
-        this.messagesWithinOffset = messages.filter((m) => {
+        this.messagesWithinOffset = kept(messages, (m) => {
           const o = m instanceof FetchedRecord ? m.offsetValue : m.offset;
           return typeof o === 'number' ? o >= from : Long.fromValue(o).gte(Long.fromValue(fetchedOffset));
         });
       } else {
         const longFrom = Long.fromValue(fetchedOffset);
-        this.messagesWithinOffset = messages.filter((m) => Long.fromValue(m.offset).gte(longFrom));
+        this.messagesWithinOffset = kept(messages, (m) => Long.fromValue(m.offset).gte(longFrom));
       }
       // Aborted transactions and control records are not handed out either.
       const committed = filterAborted({ messages: this.messagesWithinOffset, abortedTransactions });
-      this.messages = committed.filter((m) => m.isControlRecord !== true);
+      this.messages = kept(committed, (m) => m.isControlRecord !== true);
     }
   }
   Object.setPrototypeOf(Batch.prototype, Original.prototype);
