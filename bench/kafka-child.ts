@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createKafkaBus } from '../lib/bus/kafka.js';
 import { createMemoryBus } from '../lib/bus/memory.js';
@@ -132,6 +133,37 @@ async function startAllocationSampling(): Promise<() => Promise<unknown>> {
   };
 }
 
+interface GcTally {
+  minor: number;
+  minorMs: number;
+  major: number;
+  majorMs: number;
+}
+
+/**
+ * The garbage collections of this process from now on (perf_hooks 'gc' entries): scavenges of the
+ * young generation and full collections, counts and milliseconds. Steadier than CPU seconds on a
+ * shared machine: how many scavenges follows what was allocated, their time what survived them.
+ * `read()` is what has been reported so far (entries arrive a little after each collection).
+ */
+function gcTally(): { read(): GcTally; stop(): void } {
+  const t: GcTally = { minor: 0, minorMs: 0, major: 0, majorMs: 0 };
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) {
+        t.minor += 1;
+        t.minorMs += e.duration;
+      } else if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
+        t.major += 1;
+        t.majorMs += e.duration;
+      }
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return { read: () => ({ ...t }), stop: () => obs.disconnect() };
+}
+
 /** Puts the simulated input on the bus (Kafka: through a producer of its own); returns how many records. */
 async function feed(kind: 'embedded' | 'kafka', views: number, limit: number, memoryBus: Bus | undefined): Promise<number> {
   const stream = withFlushEvents(simulatedStream({ views, periodMs: Number(values['period-ms']), limit, partitions: PARTITIONS }), PARTITIONS, 19_000);
@@ -172,6 +204,7 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   console.error(`${kind}: ${fmtInt(inputs)} input events on the bus`);
   const t0 = performance.now();
   const c0 = cpuSeconds();
+  const gc = gcTally();
   const allocations = values['alloc-prof-dir'] === '' ? undefined : await startAllocationSampling();
   const runtime = await startRuntime(loadConfig(env), process.env.QOE_BENCH_LOG === '1' ? createLogger('info') : silentLogger(), bus === undefined ? {} : { bus });
   // lag() is 0 before the group has its assignment: wait until every input record had an outcome.
@@ -192,6 +225,7 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   let rows = await rowsInserted();
   let wall = (performance.now() - t0) / 1000;
   let cpu = cpuSeconds() - c0;
+  let gcs = gc.read();
   for (let stableSince = performance.now(); performance.now() - stableSince < 6000; ) {
     await new Promise((r) => setTimeout(r, 50));
     const now = await rowsInserted();
@@ -200,8 +234,10 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
       stableSince = performance.now();
       wall = (performance.now() - t0) / 1000;
       cpu = cpuSeconds() - c0;
+      gcs = gc.read();
     }
   }
+  gc.stop();
   const sum = async (metric: { get(): Promise<{ values: Array<{ value: number; metricName?: string }> }> }, name?: string): Promise<number> =>
     (await metric.get()).values.filter((v) => name === undefined || v.metricName === name).reduce((n, v) => n + v.value, 0);
   // Transactions (or sends, embedded) and changelog records: what a larger batch amortises.
@@ -211,7 +247,7 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   const [row] = await runtime.store.query<{ n: string }>('SELECT toString(count()) AS n FROM qoe_metrics');
   await runtime.stop();
   rmSync(dataDir, { recursive: true, force: true });
-  return { variant: `processor-${kind}`, events: inputs, wallSeconds: wall, cpuSeconds: cpu, extra: { rowsStored: Number(row?.n ?? 0), commits, changelogRecords } };
+  return { variant: `processor-${kind}`, events: inputs, wallSeconds: wall, cpuSeconds: cpu, extra: { rowsStored: Number(row?.n ?? 0), commits, changelogRecords, ...gcs } };
 }
 
 /**

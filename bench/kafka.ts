@@ -104,6 +104,9 @@ function result(rates: Record<'embedded' | 'kafka', number[]>, kafkaName: string
   const ratio = rates.kafka.length > 0 && rates.embedded.length > 0 ? `; ratio ${(median(rates.kafka) / median(rates.embedded)).toFixed(2)}` : '';
   return `${kafkaName} ${figure(rates.kafka)}; ${embeddedName} ${figure(rates.embedded)}${ratio}`;
 }
+/** The child's garbage collections while measured: scavenges and full collections, count and seconds. */
+const gcLine = (x: ChildResult['extra']): string =>
+  `gc: ${x.minor} scavenges ${(Number(x.minorMs) / 1000).toFixed(2)} s, ${x.major} full ${(Number(x.majorMs) / 1000).toFixed(2)} s`;
 const line = (r: ChildResult, extra = ''): string =>
   `${r.variant.padEnd(19)} ${fmt(r.events).padStart(9)} events in ${r.wallSeconds.toFixed(1)} s wall, ${r.cpuSeconds.toFixed(1)} s CPU: ` +
   `${fmt(r.events / r.wallSeconds).padStart(7)} events/s wall, ${fmt(perCore(r)).padStart(7)} events/s per core ${extra}`;
@@ -154,7 +157,7 @@ async function partProcessor(clickhouse: ClickHouseServer): Promise<void> {
       }
       rates[kind].push(perCore(r));
       const x = r.extra;
-      console.log(`[processor] round ${round + 1} ${line(r, `rows=${x.rowsStored} commits=${x.commits} changelog=${x.changelogRecords}${brokerCpu}`)}`);
+      console.log(`[processor] round ${round + 1} ${line(r, `rows=${x.rowsStored} commits=${x.commits} changelog=${x.changelogRecords} ${gcLine(x)}${brokerCpu}`)}`);
     }
   }
   console.log(`RESULT processor+sink: ${result(rates, 'Kafka → ClickHouse', 'memory → chDB')} (target ≥ 100,000 on Kafka)`);
