@@ -75,7 +75,8 @@ export function createKafkaConsumer(deps: KafkaConsumerDeps, opts: ConsumerOptio
       const messages = batch.messages;
       for (let start = 0; start < messages.length; start += maxBatchSize) {
         if (closing || !payload.isRunning() || payload.isStale() || paused.has(key(batch.topic, batch.partition))) return;
-        const chunk = messages.slice(start, start + maxBatchSize);
+        // The whole fetched batch as it is when it fits in one chunk (the processor's usually does).
+        const chunk = start === 0 && messages.length <= maxBatchSize ? messages : messages.slice(start, start + maxBatchSize);
         const records = chunk.map((m) => toBusRecord(batch.topic, batch.partition, m));
         const last = records[records.length - 1];
         if (last === undefined) continue;
