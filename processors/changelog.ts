@@ -294,9 +294,12 @@ export interface RestoredPartition {
 export function restorePartition(partition: number, records: readonly BusRecord[]): RestoredPartition {
   const latest = new Map<string, Buffer>();
   for (const r of records) {
-    if (r.key === BARRIER_KEY) continue;
-    if (r.value.length === 0) latest.delete(r.key);
-    else latest.set(r.key, r.value);
+    // Each read once: a fetched record's key and value are made when read (lib/bus/kafka-shared.ts).
+    const key = r.key;
+    if (key === BARRIER_KEY) continue;
+    const value = r.value;
+    if (value.length === 0) latest.delete(key);
+    else latest.set(key, value);
   }
   const state = emptyPartitionState();
   const tracker = createTracker(partition);
