@@ -39,4 +39,15 @@ describe('log-bucket histogram', () => {
     expect(histogramQuantile(emptyHistogram(), 0.5)).toBeNull();
     expect(bucketKey(0)).toBe(0);
   });
+
+  it('storage arrays hold the non-zero buckets in key order, whatever the order they were added in', () => {
+    const entries = fc.array(fc.tuple(fc.integer({ min: 0, max: 480 }), fc.integer({ min: -5, max: 5 })), { maxLength: 60 });
+    fc.assert(fc.property(entries, (es) => {
+      const h = new Map(es);
+      const { keys, counts } = histogramToArrays(h);
+      const expected = [...h].filter(([, c]) => c !== 0).sort(([x], [y]) => x - y);
+      expect(keys).toEqual(expected.map(([k]) => k));
+      expect(counts).toEqual(expected.map(([, c]) => c));
+    }));
+  });
 });

@@ -44,8 +44,24 @@ export function mergeHistograms(a: Histogram, b: Histogram): Histogram {
 
 /** Sorted parallel arrays, the storage form (ClickHouse Array(UInt16) / Array(Int64)). */
 export function histogramToArrays(h: Histogram): { keys: number[]; counts: number[] } {
-  const keys = [...h.keys()].filter((k) => h.get(k) !== 0).sort((x, y) => x - y);
-  return { keys, counts: keys.map((k) => h.get(k) ?? 0) };
+  // An insertion sort of the non-zero buckets into the two arrays: a window's histograms hold few
+  // buckets, and spread + filter + sort + map made four arrays and a sort's work space for each of
+  // the three histograms of every metrics record.
+  const keys: number[] = [];
+  const counts: number[] = [];
+  for (const [k, c] of h) {
+    if (c === 0) continue;
+    let i = keys.length;
+    keys.push(k);
+    counts.push(c);
+    for (; i > 0 && (keys[i - 1] as number) > k; i--) {
+      keys[i] = keys[i - 1] as number;
+      counts[i] = counts[i - 1] as number;
+    }
+    keys[i] = k;
+    counts[i] = c;
+  }
+  return { keys, counts };
 }
 
 export function histogramFromArrays(keys: readonly number[], counts: readonly number[]): Histogram {
