@@ -132,44 +132,67 @@ export interface Transition {
 }
 
 /**
- * The transition table. `ebvsMinMs`: exits before start shorter than this are not scored as EBVS.
+ * The transitions, one frozen object each: transition() runs for every event, and a fresh object per
+ * call was a steady share of the processor's allocation (bench/README.md, eighth session).
  */
-export function transition(s: Session, e: SessionEvent, tsMs: number, ebvsMinMs: number): Transition {
+const T = {
+  init: { next: 'init' }, starting: { next: 'starting' }, playing: { next: 'playing' }, paused: { next: 'paused' },
+  seeking: { next: 'seeking' }, rebuffering: { next: 'rebuffering' }, ended: { next: 'ended' }, failed: { next: 'failed' },
+  quit: { next: 'quit' },
+  attempt: { next: 'starting', attempt: true },
+  play: { next: 'playing', play: true },
+  vsf: { next: 'failed', vsf: true },
+  ebvs: { next: 'quit', ebvs: true },
+  vpf: { next: 'failed', vpf: true },
+  endedAfterPlay: { next: 'ended', ended: true },
+  seekStart: { next: 'seeking', seekStart: true },
+  rebufferStart: { next: 'rebuffering', rebufferStart: true },
+} as const satisfies Record<string, Transition>;
+for (const t of Object.values(T)) Object.freeze(t);
+
+/** The transition with no effect into `state`. */
+const STAY: Readonly<Record<SessionState, Transition>> = T;
+
+/**
+ * The transition table. `ebvsMinMs`: exits before start shorter than this are not scored as EBVS.
+ * The result is shared and frozen: read it, do not keep or change it.
+ */
+export function transition(s: Session, e: SessionEvent, tsMs: number, ebvsMinMs: number): Readonly<Transition> {
   const from = s.state;
-  if (TERMINAL_STATES.has(from)) return { next: from };
+  if (TERMINAL_STATES.has(from)) return STAY[from];
   const fatal = e.type === 'error' && e.errorFatal === true;
   switch (from) {
     case 'init':
-      if (e.type === 'play_request') return { next: 'starting', attempt: true };
-      if (e.type === 'first_frame' || e.type === 'playing') return { next: 'playing' };
-      if (e.type === 'paused' || e.type === 'seeking' || e.type === 'rebuffering') return { next: e.type };
-      if (fatal) return { next: 'failed' };
-      if (e.type === 'ended') return { next: 'ended' };
-      if (e.type === 'quit') return { next: 'quit' };
-      return { next: 'init' };
+      if (e.type === 'play_request') return T.attempt;
+      if (e.type === 'first_frame' || e.type === 'playing') return T.playing;
+      if (e.type === 'paused' || e.type === 'seeking' || e.type === 'rebuffering') return STAY[e.type];
+      if (fatal) return T.failed;
+      if (e.type === 'ended') return T.ended;
+      if (e.type === 'quit') return T.quit;
+      return T.init;
     case 'starting':
-      if (e.type === 'first_frame' || e.type === 'playing') return { next: 'playing', play: true };
-      if (fatal) return { next: 'failed', vsf: true };
+      if (e.type === 'first_frame' || e.type === 'playing') return T.play;
+      if (fatal) return T.vsf;
       if (e.type === 'quit' || e.type === 'ended') {
         const startupMs = s.attemptTsMs === null ? 0 : tsMs - s.attemptTsMs;
-        return { next: 'quit', ebvs: startupMs >= ebvsMinMs };
+        return startupMs >= ebvsMinMs ? T.ebvs : T.quit;
       }
       // A seek, stall or pause during startup stays inside the startup time (METRICS.md: VST).
-      return { next: 'starting' };
+      return T.starting;
     default:
       // started: playing | paused | seeking | rebuffering
-      if (fatal) return { next: 'failed', vpf: true };
-      if (e.type === 'ended') return { next: 'ended', ended: true };
-      if (e.type === 'quit') return { next: 'quit' };
-      if (e.type === 'first_frame' || e.type === 'playing') return { next: 'playing' };
-      if (e.type === 'paused') return { next: 'paused' };
-      if (e.type === 'seeking') return { next: 'seeking', seekStart: from !== 'seeking' };
+      if (fatal) return T.vpf;
+      if (e.type === 'ended') return T.endedAfterPlay;
+      if (e.type === 'quit') return T.quit;
+      if (e.type === 'first_frame' || e.type === 'playing') return T.playing;
+      if (e.type === 'paused') return T.paused;
+      if (e.type === 'seeking') return from !== 'seeking' ? T.seekStart : T.seeking;
       if (e.type === 'rebuffering') {
         // A stall reported while seeking is the seek's own buffering: seek-induced, kept apart.
-        if (from === 'seeking') return { next: 'seeking' };
-        return { next: 'rebuffering', rebufferStart: from !== 'rebuffering' };
+        if (from === 'seeking') return T.seeking;
+        return from !== 'rebuffering' ? T.rebufferStart : T.rebuffering;
       }
-      return { next: from };
+      return STAY[from];
   }
 }
 
