@@ -3,6 +3,7 @@ import type { Logger } from '../lib/logger.js';
 import type { Bus, BusConsumer, BusMessage, BusProducer, BusRecord, ConsumerBatch, ConsumerHandlers, OffsetCommit, TopicMessages, TopicPartition } from '../lib/bus/types.js';
 import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
 import { decodeSessionEvent } from '../schemas/codec.js';
+import { blankSessionEvent } from '../schemas/event-reader.js';
 import { advance, applyEvent, emptyPartitionState, type PartitionState, type ProcessorSettings } from './partition.js';
 import { encodeMetricsRecord, toMetricsRecord } from './metrics-record.js';
 import { deserializePartition, serializePartition, type CheckpointStore } from './snapshot.js';
@@ -97,6 +98,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const nextInput = new Map<number, number>();
   const producers = new Map<number, BusProducer>();
   const tracker = createWatermarkTracker();
+  const scratch = blankSessionEvent();
   // On Kafka every chunk is a transaction (≈ 5 round trips) plus a changelog diff that writes each
   // session and accumulator the chunk touched once, however many of its events the chunk held: the
   // larger the chunk, the more of both it amortises. A chunk is one partition's share of a fetch, up
@@ -268,7 +270,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       let reason: string | null = null;
       let payload: unknown = null;
       try {
-        const e = decodeSessionEvent(r.value);
+        // Read into one event overwritten per record: applyEvent keeps nothing of it, and a
+        // dead-lettered one is written out below before the next record is read.
+        const e = decodeSessionEvent(r.value, scratch);
         const res = applyEvent(ps, settings, e, r.offset);
         observeEventTime(tracker, p, Math.min(e.tsMs, e.receivedAtMs + settings.maxClockAheadMs), now0);
         if (res.kind === 'dead_letter') {

@@ -73,10 +73,14 @@ export function encodeSessionEvent(e: SessionEvent): Buffer {
 const readCurrentEvent = createEventReader(sessionEventType);
 const currentHeader = Buffer.from([0xc3, 0x01, ...sessionEventCodec.fingerprint]);
 
-export function decodeSessionEvent(buf: Buffer): SessionEvent {
+/**
+ * `into`: an event from blankSessionEvent() that the current schema's records are read into (see
+ * createEventReader); use what this returns, which is another object for records of other versions.
+ */
+export function decodeSessionEvent(buf: Buffer, into?: SessionEvent): SessionEvent {
   // Records of the current schema (nearly all) are read straight into a SessionEvent; others
   // (earlier versions, a registry's framing) through avsc and the mapping above.
-  if (buf.length > HEADER_BYTES && isCurrentHeader(buf)) return readCurrentEvent(buf, HEADER_BYTES);
+  if (buf.length > HEADER_BYTES && isCurrentHeader(buf)) return readCurrentEvent(buf, HEADER_BYTES, into);
   return sessionEventFromAvro(sessionEventCodec.decode(buf));
 }
 

@@ -2,7 +2,7 @@ import avro from 'avsc';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeSessionEvent, encodeSessionEvent, sessionEventCodec, sessionEventFromAvro, sessionEventType } from './codec.js';
-import { createEventReader } from './event-reader.js';
+import { blankSessionEvent, createEventReader } from './event-reader.js';
 import { DIMENSIONS, EVENT_TYPES, type Dims, type SessionEvent } from './events.js';
 import { HEADER_BYTES } from './framing.js';
 
@@ -34,6 +34,22 @@ describe('the beacon record reader', () => {
       expect(fast).toEqual(viaAvsc(buf));
       expect(fast).toEqual(e);
     }), { numRuns: 3000 });
+  });
+
+  it('reads into a reused event: each record as a fresh read gives it, nothing left of the one before', () => {
+    const into = blankSessionEvent();
+    fc.assert(fc.property(fc.array(event, { minLength: 1, maxLength: 5 }), (es) => {
+      for (const e of es) {
+        const got = decodeSessionEvent(encodeSessionEvent(e), into);
+        expect(got).toBe(into);
+        expect(got).toEqual(e);
+      }
+    }), { numRuns: 500 });
+    // A refused record leaves part of itself in it; the next good one is read whole.
+    const [a, b] = fc.sample(event, 2) as [SessionEvent, SessionEvent];
+    const bad = encodeSessionEvent(a);
+    expect(() => decodeSessionEvent(bad.subarray(0, bad.length - 1), into)).toThrow();
+    expect(decodeSessionEvent(encodeSessionEvent(b), into)).toEqual(b);
   });
 
   it('refuses every truncation of a record and a record with bytes after it', () => {

@@ -67,6 +67,19 @@ function boolean(): boolean {
   return invalid(b === undefined ? 'truncated' : 'boolean');
 }
 
+/** A SessionEvent with every field present, in the order the reader writes them (one hidden class). */
+export function blankSessionEvent(): SessionEvent {
+  return {
+    sessionId: '', seq: 0, tsMs: 0, receivedAtMs: 0, type: 'heartbeat', source: 'native',
+    dims: {
+      cdn: '', country: '', asn: '', contentId: '', streamType: '', playerName: '', playerVersion: '', deviceType: '', os: '',
+      browser: '', custom1: '', custom2: '', custom3: '',
+    },
+    bitrateKbps: null, playheadMs: null, droppedFrames: null, errorCode: null, errorFatal: null, httpStatus: null, ttfbMs: null,
+    ttlbMs: null, startupMs: null, clientHash: '',
+  };
+}
+
 /**
  * A reader of qoe.beacons.v1 record bodies written with the current beacon-event.avsc, straight into
  * a SessionEvent: avsc first builds the Avro record (29 snake_case fields), which codec.ts then maps
@@ -74,29 +87,54 @@ function boolean(): boolean {
  * (bench/README.md, 2026-11-30 fourth session). A property test checks it returns what that path
  * returns for every event, and refuses truncated records, trailing bytes, and indexes out of range
  * (avsc would give an undefined enum symbol; this is stricter).
+ *
+ * `into`: an event (from blankSessionEvent) to overwrite instead of making one — the processor
+ * applies each event before reading the next, and a new event and dims per record were the largest
+ * share of what it allocated (bench/README.md, eighth session). On a refused record `into` holds
+ * part of it: read it only after a successful return.
  */
-export function createEventReader(type: avro.Type): (record: Buffer, from: number) => SessionEvent {
+export function createEventReader(type: avro.Type): (record: Buffer, from: number, into?: SessionEvent) => SessionEvent {
   const fields = checkRecordLayout(type, LAYOUT, 'schemas/event-reader.ts');
   const types = fields[4]?.type.symbols ?? [];
   const sources = fields[5]?.type.symbols ?? [];
   const symbol = <T extends string>(symbols: readonly string[]): T => (symbols[long()] as T | undefined) ?? invalid('enum index');
 
-  return (record, from) => {
+  return (record, from, into = blankSessionEvent()) => {
     buf = record as SliceableBuffer;
     pos = from;
     try {
-      const e: SessionEvent = {
-        sessionId: string(), seq: long(), tsMs: long(), receivedAtMs: long(),
-        type: symbol<SessionEvent['type']>(types), source: symbol<SessionEvent['source']>(sources),
-        dims: {
-          cdn: string(), country: string(), asn: string(), contentId: string(), streamType: string(), playerName: string(),
-          playerVersion: string(), deviceType: string(), os: string(), browser: string(), custom1: string(), custom2: string(),
-          custom3: string(),
-        },
-        bitrateKbps: nullable(long), playheadMs: nullable(long), droppedFrames: nullable(long), errorCode: nullable(string),
-        errorFatal: nullable(boolean), httpStatus: nullable(long), ttfbMs: nullable(long), ttlbMs: nullable(long),
-        startupMs: nullable(long), clientHash: string(),
-      };
+      // Assignments in the record's field order (the order of the reads).
+      const e = into;
+      e.sessionId = string();
+      e.seq = long();
+      e.tsMs = long();
+      e.receivedAtMs = long();
+      e.type = symbol<SessionEvent['type']>(types);
+      e.source = symbol<SessionEvent['source']>(sources);
+      const d = e.dims;
+      d.cdn = string();
+      d.country = string();
+      d.asn = string();
+      d.contentId = string();
+      d.streamType = string();
+      d.playerName = string();
+      d.playerVersion = string();
+      d.deviceType = string();
+      d.os = string();
+      d.browser = string();
+      d.custom1 = string();
+      d.custom2 = string();
+      d.custom3 = string();
+      e.bitrateKbps = nullable(long);
+      e.playheadMs = nullable(long);
+      e.droppedFrames = nullable(long);
+      e.errorCode = nullable(string);
+      e.errorFatal = nullable(boolean);
+      e.httpStatus = nullable(long);
+      e.ttfbMs = nullable(long);
+      e.ttlbMs = nullable(long);
+      e.startupMs = nullable(long);
+      e.clientHash = string();
       if (pos !== record.length) invalid('trailing data');
       return e;
     } finally {
@@ -104,4 +142,3 @@ export function createEventReader(type: avro.Type): (record: Buffer, from: numbe
     }
   };
 }
-
