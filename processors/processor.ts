@@ -4,6 +4,7 @@ import type { Bus, BusConsumer, BusMessage, BusProducer, BusRecord, ConsumerBatc
 import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
 import { decodeSessionEvent } from '../schemas/codec.js';
 import { blankSessionEvent } from '../schemas/event-reader.js';
+import type { SessionEvent } from '../schemas/events.js';
 import { advance, applyEvent, emptyPartitionState, type PartitionState, type ProcessorSettings } from './partition.js';
 import { encodeMetricsRecord, toMetricsRecord } from './metrics-record.js';
 import { deserializePartition, serializePartition, type CheckpointStore } from './snapshot.js';
@@ -99,6 +100,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const producers = new Map<number, BusProducer>();
   const tracker = createWatermarkTracker();
   const scratch = blankSessionEvent();
+  /** A record's value read where it lies (Kafka's fetched records: no Buffer per record), into `scratch`. */
+  const readInPlace = (bytes: Buffer, start: number, end: number): SessionEvent => decodeSessionEvent(bytes, scratch, start, end);
   // On Kafka every chunk is a transaction (≈ 5 round trips) plus a changelog diff that writes each
   // session and accumulator the chunk touched once, however many of its events the chunk held: the
   // larger the chunk, the more of both it amortises. A chunk is one partition's share of a fetch, up
@@ -272,7 +275,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       try {
         // Read into one event overwritten per record: applyEvent keeps nothing of it, and a
         // dead-lettered one is written out below before the next record is read.
-        const e = decodeSessionEvent(r.value, scratch);
+        const e = r.readValue === undefined ? decodeSessionEvent(r.value, scratch) : r.readValue(readInPlace);
         const res = applyEvent(ps, settings, e, r.offset);
         observeEventTime(tracker, p, Math.min(e.tsMs, e.receivedAtMs + settings.maxClockAheadMs), now0);
         if (res.kind === 'dead_letter') {

@@ -74,18 +74,20 @@ const readCurrentEvent = createEventReader(sessionEventType);
 const currentHeader = Buffer.from([0xc3, 0x01, ...sessionEventCodec.fingerprint]);
 
 /**
- * `into`: an event from blankSessionEvent() that the current schema's records are read into (see
- * createEventReader); use what this returns, which is another object for records of other versions.
+ * The beacon record in `buf` from `start` to `end` (default: all of it; a fetched record's value is
+ * read where it lies, lib/bus/types.ts readValue). `into`: an event from blankSessionEvent() that the
+ * current schema's records are read into (see createEventReader); use what this returns, which is
+ * another object for records of other versions.
  */
-export function decodeSessionEvent(buf: Buffer, into?: SessionEvent): SessionEvent {
+export function decodeSessionEvent(buf: Buffer, into?: SessionEvent, start = 0, end = buf.length): SessionEvent {
   // Records of the current schema (nearly all) are read straight into a SessionEvent; others
   // (earlier versions, a registry's framing) through avsc and the mapping above.
-  if (buf.length > HEADER_BYTES && isCurrentHeader(buf)) return readCurrentEvent(buf, HEADER_BYTES, into);
-  return sessionEventFromAvro(sessionEventCodec.decode(buf));
+  if (end - start > HEADER_BYTES && isCurrentHeader(buf, start)) return readCurrentEvent(buf, start + HEADER_BYTES, into, end);
+  return sessionEventFromAvro(sessionEventCodec.decode(start === 0 && end === buf.length ? buf : buf.subarray(start, end)));
 }
 
-/** Whether `buf` starts with the current schema's single-object header (a loop: Buffer#compare's native call cost more than the 10 bytes). */
-function isCurrentHeader(buf: Buffer): boolean {
-  for (let i = 0; i < HEADER_BYTES; i++) if (buf[i] !== currentHeader[i]) return false;
+/** Whether `buf` has the current schema's single-object header at `at` (a loop: Buffer#compare's native call cost more than the 10 bytes). */
+function isCurrentHeader(buf: Buffer, at: number): boolean {
+  for (let i = 0; i < HEADER_BYTES; i++) if (buf[at + i] !== currentHeader[i]) return false;
   return true;
 }

@@ -52,6 +52,19 @@ describe('the beacon record reader', () => {
     expect(decodeSessionEvent(encodeSessionEvent(b), into)).toEqual(b);
   });
 
+  it('reads a record where it lies in larger bytes as in a buffer of its own, and refuses it cut short there', () => {
+    const pad = fc.uint8Array({ maxLength: 12 }).map((a) => Buffer.from(a));
+    fc.assert(fc.property(event, pad, pad, (e, before, after) => {
+      const rec = encodeSessionEvent(e);
+      const bytes = Buffer.concat([before, rec, after]);
+      const start = before.length;
+      expect(decodeSessionEvent(bytes, undefined, start, start + rec.length)).toEqual(e);
+      expect(decodeSessionEvent(bytes, blankSessionEvent(), start, start + rec.length)).toEqual(e);
+      // Cut short, with the rest of the record (and more) still in the bytes after the end.
+      for (let n = HEADER_BYTES + 1; n < rec.length; n++) expect(() => decodeSessionEvent(bytes, blankSessionEvent(), start, start + n)).toThrow();
+    }), { numRuns: 300 });
+  });
+
   it('refuses every truncation of a record and a record with bytes after it', () => {
     fc.assert(fc.property(event, (e) => {
       const buf = encodeSessionEvent(e);

@@ -23,6 +23,8 @@ interface SliceableBuffer extends Buffer {
 const EMPTY = Buffer.alloc(0) as SliceableBuffer;
 let buf = EMPTY;
 let pos = 0;
+/** Where the record ends in `buf`: reads past it refuse the record. */
+let limit = 0;
 
 function invalid(what: string): never {
   throw new Error(`invalid beacon record: ${what} at byte ${pos}`);
@@ -48,7 +50,7 @@ function string(): string {
   const len = long();
   if (len === 0) return '';
   const end = pos + len;
-  if (len < 0 || end > buf.length) invalid('string length');
+  if (len < 0 || end > limit) invalid('string length');
   const s = buf.utf8Slice(pos, end);
   pos = end;
   return s;
@@ -88,20 +90,24 @@ export function blankSessionEvent(): SessionEvent {
  * returns for every event, and refuses truncated records, trailing bytes, and indexes out of range
  * (avsc would give an undefined enum symbol; this is stricter).
  *
+ * `end`: where the record ends in `record` (default: its length), to read a record where it lies
+ * in a fetched batch's bytes.
+ *
  * `into`: an event (from blankSessionEvent) to overwrite instead of making one — the processor
  * applies each event before reading the next, and a new event and dims per record were the largest
  * share of what it allocated (bench/README.md, eighth session). On a refused record `into` holds
  * part of it: read it only after a successful return.
  */
-export function createEventReader(type: avro.Type): (record: Buffer, from: number, into?: SessionEvent) => SessionEvent {
+export function createEventReader(type: avro.Type): (record: Buffer, from: number, into?: SessionEvent, end?: number) => SessionEvent {
   const fields = checkRecordLayout(type, LAYOUT, 'schemas/event-reader.ts');
   const types = fields[4]?.type.symbols ?? [];
   const sources = fields[5]?.type.symbols ?? [];
   const symbol = <T extends string>(symbols: readonly string[]): T => (symbols[long()] as T | undefined) ?? invalid('enum index');
 
-  return (record, from, into = blankSessionEvent()) => {
+  return (record, from, into = blankSessionEvent(), end = record.length) => {
     buf = record as SliceableBuffer;
     pos = from;
+    limit = end;
     try {
       // Assignments in the record's field order (the order of the reads).
       const e = into;
@@ -135,7 +141,10 @@ export function createEventReader(type: avro.Type): (record: Buffer, from: numbe
       e.ttlbMs = nullable(long);
       e.startupMs = nullable(long);
       e.clientHash = string();
-      if (pos !== record.length) invalid('trailing data');
+      // A read past the end (a varint, a union index or a boolean's byte) is found here: the same
+      // records are refused as in a buffer of the record's own.
+      if (pos > end) invalid('truncated');
+      if (pos !== end) invalid('trailing data');
       return e;
     } finally {
       buf = EMPTY;

@@ -1,4 +1,4 @@
-import { fetchedKeyText, fetchedOffset, fetchedTimestamp } from './kafkajs-patches.js';
+import { fetchedKeyText, fetchedOffset, fetchedTimestamp, readFetchedValue } from './kafkajs-patches.js';
 import type { KafkaMessage, LogEntry, logCreator } from 'kafkajs';
 import { logLevel } from 'kafkajs';
 import { QoeError, isQoeError } from '../errors.js';
@@ -37,6 +37,10 @@ class FetchedBusRecord implements BusRecord {
   /** A view of the fetched bytes, new at each read (read it once where it matters). */
   get value(): Buffer {
     return this.message.value ?? NO_VALUE;
+  }
+
+  readValue<T>(read: (bytes: Buffer, start: number, end: number) => T): T {
+    return readFetchedValue(this.message, read);
   }
 }
 

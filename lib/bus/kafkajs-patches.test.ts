@@ -1,6 +1,6 @@
 // First: the patch must run before anything loads kafkajs, as in the adapter's files.
 import {
-  FetchedBatchBase, FetchedRecord, KafkajsEncoder, fetchedKeyText, fetchedOffset, fetchedTimestamp, filterAbortedMessages, groupMessagesPerPartition, kafkajsPatched, produceRequestV3, recordBatchDecoderV0, recordDecoderV0,
+  FetchedBatchBase, FetchedRecord, KafkajsEncoder, fetchedKeyText, fetchedOffset, fetchedTimestamp, filterAbortedMessages, readFetchedValue, groupMessagesPerPartition, kafkajsPatched, produceRequestV3, recordBatchDecoderV0, recordDecoderV0,
 } from './kafkajs-patches.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -21,6 +21,12 @@ function original(): typeof groupMessagesPerPartition {
 }
 
 const { Partitioners } = require('kafkajs') as typeof Kafkajs;
+
+/** A copy of bytes[start, end), refusing a range outside them (subarray would clamp it). */
+function copyOf(bytes: Buffer, start: number, end: number): Buffer {
+  if (!(start >= 0 && start <= end && end <= bytes.length)) throw new Error(`range [${start}, ${end}) outside ${bytes.length} bytes`);
+  return Buffer.from(bytes.subarray(start, end));
+}
 
 describe('kafkajs patch: linear groupMessagesPerPartition', () => {
   it('is what kafkajs loads (patched before kafkajs was required)', () => {
@@ -329,10 +335,25 @@ describe('kafkajs patch: record decoder with number arithmetic where exact', () 
       expect(fetchedOffset(mine as unknown as FetchedRecord)).toBe(Number(kafkajs.offset));
       expect(fetchedTimestamp(mine as unknown as FetchedRecord)).toBe(Number(kafkajs.timestamp));
       expect(fetchedKeyText(mine as unknown as FetchedRecord)).toBe(kafkajs.key === null ? '' : (kafkajs.key as Buffer).toString('utf8'));
+      expect(readFetchedValue(mine as unknown as FetchedRecord, copyOf)).toEqual(kafkajs.value ?? Buffer.alloc(0));
       expect(a.offset).toBe(b.offset);
       decoded += 1;
     }), { numRuns: 3000 });
     expect(decoded).toBe(3000);
+  });
+
+  it('reads a value whose length runs past the record\'s bytes as kafkajs does: cut short at their end', () => {
+    const theirs = originalModule('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as RecordDecoder;
+    const ours = recordDecoderV0 as unknown as RecordDecoder;
+    const body = new Decoder(Record({ offsetDelta: 1, timestampDelta: 2, key: 'k', value: Buffer.from('0123456789abcdefghij') }).buffer).readVarIntBytes();
+    // Without its header count and the value's last 4 bytes: the value's length says 20, 16 are left.
+    const cut = body.subarray(0, body.length - 5);
+    const ctx = { firstOffset: '0', firstTimestamp: '0', magicByte: 2, timestampType: 0, maxTimestamp: '0' };
+    const kafkajs = theirs(new Decoder(cut), ctx);
+    expect(kafkajs.value).toEqual(Buffer.from('0123456789abcdef'));
+    const mine = ours(new Decoder(cut), ctx) as unknown as FetchedRecord;
+    expect(mine.value).toEqual(kafkajs.value);
+    expect(readFetchedValue(mine, copyOf)).toEqual(kafkajs.value);
   });
 });
 
@@ -346,6 +367,8 @@ describe('kafkajs patch: record batch decoder reading records in place', () => {
   const view = (r: FetchedRecord): unknown => ({
     magicByte: r.magicByte, attributes: r.attributes, timestamp: r.timestamp, offset: r.offset, key: r.key, value: r.value,
     headers: r.headers, isControlRecord: r.isControlRecord, batchContext: r.batchContext,
+    // The value as the processor reads it (in place for ours; kafkajs's records through `value`).
+    valueInPlace: readFetchedValue(r, copyOf),
   });
   /** A decode's outcome: the batch (records by their fields) and how far the fetch decoder read, or the error. */
   async function outcome(decode: BatchDecoder, bytes: Buffer): Promise<unknown> {
@@ -446,6 +469,7 @@ describe('kafkajs patch: record batch decoder reading records in place', () => {
     expect(records.map((r) => r.value)).toEqual(values);
     expect(records.map((r) => fetchedKeyText(r))).toEqual(values.map((_, i) => `k${i}`));
     expect(records.map((r) => fetchedOffset(r))).toEqual(values.map((_, i) => 1000 + i));
+    expect(records.map((r) => readFetchedValue(r, copyOf))).toEqual(values);
     // One buffer for all of them (kafkajs's decoder made one per record), in one base the batch's records share.
     expect(new Set(records.map((r) => r.base)).size).toBe(1);
     expect(new Set(records.map((r) => r.base.bytes)).size).toBe(1);

@@ -431,6 +431,24 @@ export function fetchedKeyText(m: { key: Buffer | null }): string {
   return m.key === null ? '' : m.key.toString('utf8');
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * `read` of a fetched record's value where it lies: the bytes holding it, and its start and end in
+ * them — the bytes `m.value` views (empty for none), without a Buffer made for it.
+ */
+export function readFetchedValue<T>(m: { value: Buffer | null }, read: (bytes: Buffer, start: number, end: number) => T): T {
+  if (m instanceof FetchedRecord) {
+    if (m.valueLength === -1) return read(NO_BYTES, 0, 0);
+    // Clamped as the getter's subarray clamps them.
+    const bytes = m.base.bytes;
+    const start = Math.min(Math.max(m.valueAt, 0), bytes.length);
+    return read(bytes, start, Math.max(start, Math.min(m.valueAt + m.valueLength, bytes.length)));
+  }
+  const value = m.value ?? NO_BYTES;
+  return read(value, 0, value.length);
+}
+
 /** A fetched record's offset as a number (exact: Kafka offsets are far below 2^53). */
 export function fetchedOffset(m: { offset: string }): number {
   return m instanceof FetchedRecord && typeof m.offsetValue === 'number' ? m.offsetValue : Number(m.offset);

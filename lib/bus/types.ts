@@ -47,6 +47,12 @@ export interface BusRecord {
   key: string;
   value: Buffer;
   timestampMs: number;
+  /**
+   * `read` of the value's bytes where they lie (in `bytes`, from `start` to `end`), when the bus can
+   * hand them out without making a Buffer of them (Kafka's fetched records); reads the same bytes as
+   * `value`. Absent: read `value`.
+   */
+  readValue?<T>(read: (bytes: Buffer, start: number, end: number) => T): T;
 }
 
 export interface TopicSpec {
