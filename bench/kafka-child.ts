@@ -244,10 +244,13 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   const commits = await sum(runtime.telemetry.processorCommitSeconds, 'qoe_processor_commit_seconds_count');
   const changelogRecords = await sum(runtime.telemetry.processorChangelogRecords);
   if (allocations !== undefined) writeFileSync(join(values['alloc-prof-dir'], `processor-${kind}.heapprofile`), JSON.stringify(await allocations()));
+  // Late events (applied at the close boundary, dead-lettered): a window fired before the events of a
+  // partition still to be read would show here (lag-aware idleness, processors/watermark.ts).
+  const late = (await runtime.telemetry.processorEvents.get()).values.filter((v) => v.labels.outcome === 'late').reduce((n, v) => n + v.value, 0);
   const [row] = await runtime.store.query<{ n: string }>('SELECT toString(count()) AS n FROM qoe_metrics');
   await runtime.stop();
   rmSync(dataDir, { recursive: true, force: true });
-  return { variant: `processor-${kind}`, events: inputs, wallSeconds: wall, cpuSeconds: cpu, extra: { rowsStored: Number(row?.n ?? 0), commits, changelogRecords, ...gcs } };
+  return { variant: `processor-${kind}`, events: inputs, wallSeconds: wall, cpuSeconds: cpu, extra: { rowsStored: Number(row?.n ?? 0), late, commits, changelogRecords, ...gcs } };
 }
 
 /**

@@ -157,7 +157,7 @@ async function partProcessor(clickhouse: ClickHouseServer): Promise<void> {
       }
       rates[kind].push(perCore(r));
       const x = r.extra;
-      console.log(`[processor] round ${round + 1} ${line(r, `rows=${x.rowsStored} commits=${x.commits} changelog=${x.changelogRecords} ${gcLine(x)}${brokerCpu}`)}`);
+      console.log(`[processor] round ${round + 1} ${line(r, `rows=${x.rowsStored} late=${x.late} commits=${x.commits} changelog=${x.changelogRecords} ${gcLine(x)}${brokerCpu}`)}`);
     }
   }
   console.log(`RESULT processor+sink: ${result(rates, 'Kafka → ClickHouse', 'memory → chDB')} (target ≥ 100,000 on Kafka)`);
