@@ -294,3 +294,59 @@ describe('processor on a large fetch', () => {
     expect([...seen].filter((n) => n > 0 && n < EVENTS).sort((a, b) => a - b)).toEqual([5000, 10_000]);
   });
 });
+
+describe('processor with a changelog when the input lag cannot be read at assignment', () => {
+  it('holds the watermark for a partition still waiting for its first batch: its backlog is not late', async () => {
+    const bus = createMemoryBus({ maxBacklog: 10_000 });
+    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics, TOPICS.processorState].map((topic) => ({ topic, partitions: 2 })));
+    // Backlogs of the same hour on both partitions; the wall clock is an hour past them.
+    const VIEWS = 20;
+    const messages = Array.from({ length: VIEWS }, (_, i) => {
+      const t0 = T + i * 60_000;
+      return [ev(`s${i}`, 0, t0, 'play_request'), ev(`s${i}`, 1, t0 + 1000, 'first_frame'), ev(`s${i}`, 2, t0 + 31_000, 'ended')]
+        .map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e), partition: i % 2 }));
+    }).flat();
+    await bus.producer().send(TOPICS.beacons, messages);
+    // The lag request fails (e.g. the admin connection), and partition 1's first batch comes late
+    // (as a partition waiting for its turn behind another's backlog).
+    let firstOfPartition1 = true;
+    const slow: typeof bus = {
+      ...bus,
+      consumer: (o) => {
+        const c = bus.consumer(o);
+        return {
+          ...c,
+          lag: async () => {
+            throw new Error('admin unavailable');
+          },
+          run: (h) => c.run({
+            ...h,
+            eachBatch: async (b) => {
+              if (b.partition === 1 && firstOfPartition1) {
+                firstOfPartition1 = false;
+                await new Promise((r) => setTimeout(r, 400));
+              }
+              await h.eachBatch(b);
+            },
+          }),
+        };
+      },
+    };
+    const settings = {
+      windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
+      maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
+    };
+    const started = Date.now();
+    const now = (): number => T + 3_600_000 + (Date.now() - started);
+    const processor = createProcessor({ bus: slow, log: silentLogger(), now, tickMs: 20, settings, changelog: true, instanceId: 'lagless' });
+    await processor.start();
+    const events = (): number => [...processor.partitions().values()].reduce((n, ps) => n + ps.counters.events, 0);
+    await waitFor(() => events() === messages.length);
+    const late = [...processor.partitions().values()].reduce((n, ps) => n + ps.counters.late, 0);
+    await processor.stop();
+    const dead = (await Promise.all([0, 1].map((p) => bus.readPartition(TOPICS.beaconsDlq, p, 0)))).flat();
+    expect(firstOfPartition1).toBe(false);
+    expect({ late, dead: dead.length }).toEqual({ late: 0, dead: 0 });
+    await bus.close();
+  });
+});

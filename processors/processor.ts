@@ -347,8 +347,12 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     trackers.set(partition, restored.tracker);
     if (restored.nextOffset === null) nextInput.delete(partition);
     else nextInput.set(partition, restored.nextOffset);
-    // Held back by this partition until it has data (or goes idle): a partition read late must not find its windows closed.
-    trackPartition(tracker, partition, restored.maxTsMs ?? -Infinity, now());
+    // Held back by this partition until it has data (or goes idle): a partition read late must not
+    // find its windows closed. Lagging until onAssign has read the input lag, and until its first
+    // batch if that read fails: taken for caught up, a partition waiting for its first batch went
+    // idle after idlePartitionMs and let the watermark run past the backlog about to be read, to the
+    // wall clock if every partition was quiet (all of it late).
+    trackPartition(tracker, partition, restored.maxTsMs ?? -Infinity, now(), true);
     log.info({ partition, records: records.length, sessions: restored.state.sessions.size, ms: Date.now() - t0 }, 'restored processor state from the changelog');
     deps.onRestore?.({ partition, seconds: (Date.now() - t0) / 1000, records: records.length });
   }
@@ -356,12 +360,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   async function onAssign(partitions: TopicPartition[]): Promise<void> {
     if (useChangelog) {
       await Promise.all(partitions.map((p) => restore(p.partition)));
-      // Partitions with a backlog hold the watermark back until read up to their end (watermark.ts).
+      // Partitions with a backlog hold the watermark back until read up to their end (watermark.ts);
+      // those without one may go idle as soon as they are quiet.
       const lags = await consumer.lag().catch((err: unknown) => {
-        log.warn({ err }, 'could not read the input lag; backlogged partitions may go idle early');
+        log.warn({ err }, 'could not read the input lag; partitions count as backlogged until their first batch (quiet ones hold windows back for up to laggingIdleMs)');
         return [];
       });
-      for (const l of lags) if (l.topic === TOPICS.beacons && l.lag > 0 && states.has(l.partition)) markCaughtUp(tracker, l.partition, false);
+      for (const l of lags) if (l.topic === TOPICS.beacons && states.has(l.partition)) markCaughtUp(tracker, l.partition, l.lag === 0);
       return;
     }
     for (const { partition } of partitions) {

@@ -5,8 +5,10 @@
  * partition is idle, no event is in flight: event time follows the wall clock (now − maxOutOfOrderMs).
  * Monotonic: it never moves back.
  *
- * A partition known to have a backlog (lag at assignment, or its last batch ended before the
- * partition's high watermark) is not idle however long it waits: when a processor catches up on a
+ * A partition known to have a backlog (lag at assignment — a partition just assigned counts as
+ * lagging until that lag is read, or until its first batch if the read fails — or its last batch
+ * ended before the partition's high watermark)
+ * is not idle however long it waits: when a processor catches up on a
  * backlog, kafkajs delivers one partition's batch after another, and a partition waiting its turn for
  * longer than idlePartitionMs must not let the watermark run past the events it is about to deliver
  * (they would all be late). Safety valve: a lagging partition silent for laggingIdleMs (the larger of
