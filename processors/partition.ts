@@ -6,7 +6,6 @@ import {
   ACTIVE_STATES, clockOffsetFor, correctedTs, intern, mergeDims, newSession, observeSeq, transition,
   type Session, type SessionState,
 } from './session.js';
-import { SessionTable } from './session-table.js';
 import { windowStartOf } from './windows.js';
 
 export interface ProcessorSettings {
@@ -35,8 +34,7 @@ export interface PartitionCounters {
 
 /** The state of one input partition: its sessions and its window accumulators. */
 export interface PartitionState {
-  /** By id, least recently updated first. */
-  sessions: SessionTable;
+  sessions: Map<string, Session>;
   /** windowStartMs → dimsKey → accumulator, for windows not yet closed. */
   open: Map<number, Map<string, WindowAcc>>;
   /** Deltas for windows already closed (retractions, expiry EBVS): emitted at the next advance. */
@@ -74,7 +72,7 @@ export type DeadLetterReason = 'late' | 'after_end';
 
 export function emptyPartitionState(): PartitionState {
   return {
-    sessions: new SessionTable(), open: new Map(), corrections: new Map(), firedBeforeMs: -Infinity, closedBeforeMs: -Infinity, dirtyAccs: null, changed: null,
+    sessions: new Map(), open: new Map(), corrections: new Map(), firedBeforeMs: -Infinity, closedBeforeMs: -Infinity, dirtyAccs: null, changed: null,
     counters: { events: 0, late: 0, reordered: 0, duplicates: 0, gaps: 0, afterEnd: 0, expired: 0, evicted: 0, skewCorrected: 0 },
   };
 }
@@ -155,8 +153,9 @@ function attribute(
 }
 
 function touch(ps: PartitionState, s: Session, inputOffset: number): void {
-  // Least recently updated first: expiry and eviction scan from the oldest.
-  ps.sessions.touch(s.id);
+  // Map order = least recently updated first: expiry and eviction scan from the front.
+  ps.sessions.delete(s.id);
+  ps.sessions.set(s.id, s);
   s.touchedAt = inputOffset;
 }
 
@@ -273,10 +272,10 @@ function expire(ps: PartitionState, cfg: ProcessorSettings, s: Session): void {
 }
 
 function evictOldest(ps: PartitionState, cfg: ProcessorSettings): void {
-  const oldest = ps.sessions.oldest();
-  if (oldest === undefined) return;
+  const oldest = ps.sessions.values().next();
+  if (oldest.done) return;
   ps.counters.evicted += 1;
-  expire(ps, cfg, oldest);
+  expire(ps, cfg, oldest.value);
 }
 
 /**

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { emptyAcc, type WindowAcc } from './accumulator.js';
 import type { PartitionState } from './partition.js';
 import { internSession, measuredFields, upgradeSession, withBookkeeping, type Session } from './session.js';
-import { SessionTable } from './session-table.js';
 
 /**
  * Processor state checkpoints. The embedded runtime writes one file per input partition on a graceful
@@ -57,7 +56,7 @@ export function deserializePartition(j: unknown): PartitionState {
   const o = j as { sessions: Session[]; open: TableJson; corrections: TableJson; firedBeforeMs?: number | null; closedBeforeMs: number | null; counters: PartitionState['counters'] };
   const closedBeforeMs = o.closedBeforeMs ?? -Infinity;
   return {
-    sessions: SessionTable.from(o.sessions.map((s) => withBookkeeping(internSession(upgradeSession(s)), -1, false))),
+    sessions: new Map(o.sessions.map((s) => [s.id, withBookkeeping(internSession(upgradeSession(s)), -1, false)])),
     open: tableFromJson(o.open),
     corrections: tableFromJson(o.corrections),
     // A checkpoint from before on-time firing: nothing fired beyond what had closed.
