@@ -20,7 +20,7 @@
  */
 import { spawn } from 'node:child_process';
 import { NODE_FLAGS } from '../lib/node-flags.js';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -60,6 +60,8 @@ const variants = new Set(values.variants.split(','));
 const roundOrder = (round: number): Array<'embedded' | 'kafka'> =>
   (round % 2 === 0 ? (['embedded', 'kafka'] as const) : (['kafka', 'embedded'] as const)).filter((k) => variants.has(k));
 const rounds = Number(values.rounds);
+// The children write their profiles there: a directory that does not exist yet is made, not an error after the run.
+for (const dir of [values['cpu-prof-dir'], values['alloc-prof-dir']]) if (dir !== '') mkdirSync(dir, { recursive: true });
 
 function child(variant: string, args: string[], profile = false): Promise<ChildResult> {
   const prof = profile && values['cpu-prof-dir'] !== '' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] : [];
