@@ -65,6 +65,26 @@ describe('the beacon record reader', () => {
     }), { numRuns: 300 });
   });
 
+  it('reads dimension values kept from earlier records as written: repeats, colliding slots, values around the kept length', () => {
+    // More distinct values than the reader keeps slots for (4096), all of a few lengths, so slots
+    // are shared and replaced; 32 bytes is the longest kept, 33 is read each time.
+    const sized = (n: number): fc.Arbitrary<string> => fc.string({ unit: fc.constantFrom('a', 'b', '7', '-'), minLength: n, maxLength: n });
+    const wide = fc.string({ unit: fc.constantFrom('é', 'a', '€'), minLength: 1, maxLength: 10 });
+    const pool = fc.sample(fc.oneof(sized(2), sized(5), sized(16), sized(31), sized(32), sized(33), wide), 12_000);
+    const base = fc.sample(event, 1)[0] as SessionEvent;
+    const into = blankSessionEvent();
+    let n = 0;
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < pool.length; i += 13) {
+        const dims = Object.fromEntries(DIMENSIONS.map((d, j) => [d, pool[(i + j * 7 + round) % pool.length] as string])) as Dims;
+        const e = { ...base, dims };
+        expect(decodeSessionEvent(encodeSessionEvent(e), into).dims).toEqual(dims);
+        n += 1;
+      }
+    }
+    expect(n).toBeGreaterThan(2500);
+  });
+
   it('refuses every truncation of a record and a record with bytes after it', () => {
     fc.assert(fc.property(event, (e) => {
       const buf = encodeSessionEvent(e);

@@ -56,6 +56,53 @@ function string(): string {
   return s;
 }
 
+/**
+ * Decoded dimension values by their bytes. A beacon's dimensions repeat across events (a handful of
+ * CDNs, countries, browsers, ASNs): a string made per value per event was ~13 native calls and
+ * strings per event, most identical to one made moments before. A direct-mapped table — a value's
+ * bytes hash to one slot holding the last value seen there, its bytes and its string — returns the
+ * string made before when the bytes are equal, and replaces the slot otherwise. Bounded by
+ * construction: DIM_SLOTS slots of at most DIM_MAX_BYTES bytes each (longer values are not kept).
+ */
+const DIM_SLOT_BITS = 12;
+const DIM_SLOTS = 1 << DIM_SLOT_BITS;
+const DIM_MAX_BYTES = 32;
+const slotBytes = new Uint8Array(DIM_SLOTS * DIM_MAX_BYTES);
+/** A slot's value's length in bytes; 0 = empty (the empty string is never looked up). */
+const slotLength = new Uint8Array(DIM_SLOTS);
+const slotString: string[] = new Array<string>(DIM_SLOTS).fill('');
+
+function dimString(): string {
+  const len = long();
+  if (len === 0) return '';
+  const end = pos + len;
+  if (len < 0 || end > limit) invalid('string length');
+  if (len > DIM_MAX_BYTES) {
+    const s = buf.utf8Slice(pos, end);
+    pos = end;
+    return s;
+  }
+  // FNV-1a over the bytes, folded to a slot.
+  let h = 0x811c9dc5;
+  for (let i = pos; i < end; i++) h = Math.imul(h ^ (buf[i] as number), 0x01000193);
+  const slot = (h ^ (h >>> DIM_SLOT_BITS) ^ (h >>> 24)) & (DIM_SLOTS - 1);
+  const at = slot * DIM_MAX_BYTES;
+  if (slotLength[slot] === len) {
+    let i = 0;
+    while (i < len && slotBytes[at + i] === buf[pos + i]) i++;
+    if (i === len) {
+      pos = end;
+      return slotString[slot] as string;
+    }
+  }
+  const s = buf.utf8Slice(pos, end);
+  for (let i = 0; i < len; i++) slotBytes[at + i] = buf[pos + i] as number;
+  slotLength[slot] = len;
+  slotString[slot] = s;
+  pos = end;
+  return s;
+}
+
 function nullable<T>(read: () => T): T | null {
   const index = buf[pos++];
   if (index === 0) return null;
@@ -118,19 +165,19 @@ export function createEventReader(type: avro.Type): (record: Buffer, from: numbe
       e.type = symbol<SessionEvent['type']>(types);
       e.source = symbol<SessionEvent['source']>(sources);
       const d = e.dims;
-      d.cdn = string();
-      d.country = string();
-      d.asn = string();
-      d.contentId = string();
-      d.streamType = string();
-      d.playerName = string();
-      d.playerVersion = string();
-      d.deviceType = string();
-      d.os = string();
-      d.browser = string();
-      d.custom1 = string();
-      d.custom2 = string();
-      d.custom3 = string();
+      d.cdn = dimString();
+      d.country = dimString();
+      d.asn = dimString();
+      d.contentId = dimString();
+      d.streamType = dimString();
+      d.playerName = dimString();
+      d.playerVersion = dimString();
+      d.deviceType = dimString();
+      d.os = dimString();
+      d.browser = dimString();
+      d.custom1 = dimString();
+      d.custom2 = dimString();
+      d.custom3 = dimString();
       e.bitrateKbps = nullable(long);
       e.playheadMs = nullable(long);
       e.droppedFrames = nullable(long);
