@@ -105,12 +105,15 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   // On Kafka every chunk is a transaction (≈ 5 round trips) plus a changelog diff that writes each
   // session and accumulator the chunk touched once, however many of its events the chunk held: the
   // larger the chunk, the more of both it amortises. A chunk is one partition's share of a fetch, up
-  // to 10 MiB as stored (also kafkajs's bound on a whole fetch; ~50,000 beacons): against kafkajs's
-  // default of 1 MiB (~5,000), 42 % fewer changelog records and ~20 % more events per core
-  // (bench/README.md, 2026-11-30 fifth session). A backlog is where chunks get that large; live,
-  // a fetch holds what arrived since the last one.
+  // to 10 MiB as stored (also kafkajs's bound on a whole fetch): against kafkajs's default of 1 MiB,
+  // 42 % fewer changelog records and ~20 % more events per core (bench/README.md, 2026-11-30 fifth
+  // session). Compressed (gzip, the default), 10 MiB holds ~125,000 beacons: a cap of 100,000
+  // records cut such a fetch in two transactions, each writing the sessions both touched — the whole
+  // fetched batch is one chunk (21 % fewer changelog records again; ninth session). The records are
+  // in memory either way (kafkajs decodes the whole fetch), so the fetch's bytes stay the bound.
+  // A backlog is where chunks get that large; live, a fetch holds what arrived since the last one.
   // Embedded, a chunk is processed without yielding: small ones keep ingest responsive.
-  const maxBatchSize = bus.kind === 'kafka' ? 100_000 : 2000;
+  const maxBatchSize = bus.kind === 'kafka' ? Number.MAX_SAFE_INTEGER : 2000;
   const maxBytesPerPartition = bus.kind === 'kafka' ? 10 * 1024 * 1024 : undefined;
   const newConsumer = (): BusConsumer => bus.consumer({ groupId: group, topics: [TOPICS.beacons], autoCommit: false, maxBatchSize, maxBytesPerPartition });
   let consumer = newConsumer();
