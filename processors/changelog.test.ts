@@ -210,7 +210,7 @@ describe('processor state changelog', () => {
     expect([...(sums ?? []), ...win.map((f) => f.name).filter((n) => !['table', 'w', 'k', 'sums'].includes(n))].sort()).toEqual(Object.keys(emptyAcc()).sort());
     // Values JSON could not carry survive: negative and fractional sums, infinities, a null attempt time.
     const acc = { ...emptyAcc(), playingMs: -2500.25, bitsPlayed: 1e15 + 0.5 };
-    acc.errors.set('1:E42', 3);
+    acc.errors = new Map([['1:E42', 3]]);
     acc.vstHist.set(480, -1);
     expect(decodeWindowState(encodeWindowState('corrections', -10_000, 'k', acc))).toEqual({ table: 'corrections', w: -10_000, k: 'k', acc });
     const s = { ...newSession('x', { ...emptyDims(), cdn: 'c', custom3: 'é' }, 5, -7.5), extrapolatedToMs: Infinity };

@@ -2,7 +2,7 @@ import type { BusMessage, BusRecord } from '../lib/bus/types.js';
 import { loadAvroType } from '../schemas/codec.js';
 import type { Dims } from '../schemas/events.js';
 import { createAvroCodec, framingOf } from '../schemas/framing.js';
-import { SUM_FIELDS, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
+import { SUM_FIELDS, countsOf, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
 import { accKey, emptyPartitionState, markAcc, newDirtyAccs, type DirtyAccs, type PartitionCounters, type PartitionState } from './partition.js';
 import { ACTIVE_STATES, intern, internDims, internSession, upgradeSession, withBookkeeping, type Session } from './session.js';
 import { accFromJson, type AccJson } from './snapshot.js';
@@ -138,9 +138,9 @@ export function decodeWindowState(buf: Buffer): { table: Table; w: number; k: st
   const acc = emptyAcc();
   for (const f of SUM_FIELDS) acc[f] = r.sums[f];
   acc.vstHist = countMap(r.vstHist);
-  acc.ttfbHist = countMap(r.ttfbHist);
+  acc.ttfbHist = countsOf(r.ttfbHist.map((c) => [c.k, c.n] as const));
   acc.bitrateMs = countMap(r.bitrateMs);
-  acc.errors = countMap(r.errors);
+  acc.errors = countsOf(r.errors.map((c) => [c.k, c.n] as const));
   return { table: r.table, w: r.w, k: r.k, acc };
 }
 

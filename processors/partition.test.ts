@@ -259,7 +259,7 @@ describe('window attribution properties', () => {
         a.playingMs = playingMs;
         a.vstHist.set(k, c);
         a.bitrateMs.set(k, playingMs);
-        a.errors.set(`1:E${k}`, c);
+        a.errors = new Map([[`1:E${k}`, c]]);
         return a;
       });
     fc.assert(fc.property(arbAcc, arbAcc, arbAcc, (a, b, c) => {

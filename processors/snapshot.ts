@@ -1,6 +1,6 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { emptyAcc, type WindowAcc } from './accumulator.js';
+import { countsOf, emptyAcc, type WindowAcc } from './accumulator.js';
 import type { PartitionState } from './partition.js';
 import { internSession, measuredFields, upgradeSession, withBookkeeping, type Session } from './session.js';
 
@@ -28,7 +28,7 @@ export function accToJson(a: WindowAcc): AccJson {
 }
 
 export function accFromJson(j: AccJson): WindowAcc {
-  return { ...emptyAcc(), ...j, vstHist: new Map(j.vstHist), ttfbHist: new Map(j.ttfbHist), bitrateMs: new Map(j.bitrateMs), errors: new Map(j.errors) };
+  return { ...emptyAcc(), ...j, vstHist: new Map(j.vstHist), ttfbHist: countsOf(j.ttfbHist), bitrateMs: new Map(j.bitrateMs), errors: countsOf(j.errors) };
 }
 
 type TableJson = Array<[number, Array<[string, AccJson]>]>;

@@ -88,7 +88,7 @@ describe('the changelog accumulator writer', () => {
   it('grows its buffer for a value larger than any before', () => {
     const a = emptyAcc();
     for (let i = 0; i < 5000; i++) a.vstHist.set(i, i);
-    a.errors.set(`1:${'é'.repeat(3000)}`, 1);
+    a.errors = new Map([[`1:${'é'.repeat(3000)}`, 1]]);
     expect(write('open', 0, 'k'.repeat(4000), a)).toEqual(windowStateCodec.encode(windowAvro('open', 0, 'k'.repeat(4000), a)));
   });
 
