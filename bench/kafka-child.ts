@@ -4,7 +4,10 @@
  *
  *   npx tsx bench/kafka-child.ts <variant> [--brokers h:p,…] [--clickhouse URL] [--events N]
  *                                [--seconds S] [--connections C] [--probes P] [--body FILE]
- * variants: ingest-embedded | ingest-kafka | processor-embedded | processor-kafka | freshness
+ * variants: ingest-embedded | ingest-kafka | processor-embedded | processor-kafka | feed-kafka | freshness
+ *
+ * feed-kafka puts (b)'s input on Kafka and exits; processor-kafka `--fed N` then measures the roles
+ * on those N records, in a process that never held the input (see feed()).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -42,6 +45,8 @@ const { values, positionals } = parseArgs({
     'window-dims': { type: 'string', default: 'all' },
     compression: { type: 'string', default: 'lz4' },
     'alloc-prof-dir': { type: 'string', default: '' },
+    /** processor-kafka: the input is already on Kafka (a feed-kafka process put N records there). */
+    fed: { type: 'string', default: '' },
   },
 });
 const hasTaskset = spawnSync('taskset', ['-V']).status === 0;
@@ -164,6 +169,9 @@ function gcTally(): { read(): GcTally; stop(): void } {
   return { read: () => ({ ...t }), stop: () => obs.disconnect() };
 }
 
+/** (b)'s simulated views: `--views`, else enough for `limit` events at ~28 events per view, × 1.6. */
+const viewsFor = (limit: number): number => (values.views === '' ? Math.ceil((limit / 28) * 1.6) : Number(values.views));
+
 /** Puts the simulated input on the bus (Kafka: through a producer of its own); returns how many records. */
 async function feed(kind: 'embedded' | 'kafka', views: number, limit: number, memoryBus: Bus | undefined): Promise<number> {
   const stream = withFlushEvents(simulatedStream({ views, periodMs: Number(values['period-ms']), limit, partitions: PARTITIONS }), PARTITIONS, 19_000);
@@ -181,7 +189,7 @@ async function feed(kind: 'embedded' | 'kafka', views: number, limit: number, me
 /** (b) Pre-filled qoe.beacons.v1, then the processor and sink roles until the input is processed and stored. */
 async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   const limit = Number(values.events);
-  const views = values.views === '' ? Math.ceil((limit / 28) * 1.6) : Number(values.views);
+  const views = viewsFor(limit);
   // Default watermark settings (out-of-order 0.5 s, grace 7.5 s), as live: a partition's batches
   // arrive in send order, up to 5 s behind its newest event (delta rows within the grace), and a
   // partition waiting for its turn holds the watermark back (lag-aware idleness). At the end, one
@@ -200,7 +208,7 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   const bus = kind === 'kafka' ? undefined : createMemoryBus({ maxBacklog: 10_000_000 });
   // The feed's events and records are dropped before the measurement starts (only their count is
   // kept): held, a million of them made every full GC of the measured process mark them too.
-  const inputs = await feed(kind, views, limit, bus);
+  const inputs = values.fed !== '' ? Number(values.fed) : await feed(kind, views, limit, bus);
   console.error(`${kind}: ${fmtInt(inputs)} input events on the bus`);
   const t0 = performance.now();
   const c0 = cpuSeconds();
@@ -362,6 +370,14 @@ const runs: Record<string, () => Promise<ChildResult>> = {
   'ingest-kafka': () => ingest('kafka'),
   'processor-embedded': () => processor('embedded'),
   'processor-kafka': () => processor('kafka'),
+  'feed-kafka': async () => {
+    const limit = Number(values.events);
+    const views = viewsFor(limit);
+    const t0 = performance.now();
+    const c0 = cpuSeconds();
+    const events = await feed('kafka', views, limit, undefined);
+    return { variant: 'feed-kafka', events, wallSeconds: (performance.now() - t0) / 1000, cpuSeconds: cpuSeconds() - c0, extra: {} };
+  },
   freshness,
 };
 const run = runs[variant];

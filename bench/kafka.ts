@@ -7,13 +7,18 @@
  *                          [--connections 32] [--events 150000] [--probes 30] [--cpu-prof-dir DIR]
  *                          [--period-ms 1800000] [--views N] [--window-dims all|<QOE_WINDOW_DIMENSIONS>]
  *                          [--compression lz4|gzip|none] [--alloc-prof-dir DIR] [--variants embedded,kafka]
+ *                          [--scale K]
  *
  * (a) ingest: the ingest app into the memory bus (drained by a consumer, bench/servers.ts) vs the
  *     ingest role on Kafka (lib/runtime.ts, acks=all, lz4 or --compression); 20-event POSTs from bench/loadgen.ts
  *     (pinned to CPU 1 with taskset). The broker's CPU is not in the figure (printed apart).
  * (b) processor: `--events` simulated events pre-filled on qoe.beacons.v1, then the processor and
  *     sink roles until the input is processed and stored: memory bus → chDB vs Kafka (transactions,
- *     changelog) → ClickHouse server. A fresh broker per Kafka round.
+ *     changelog) → ClickHouse server. A fresh broker per Kafka run, filled by a process of its own
+ *     (the measured one holds only the roles). With `--scale K`, each round also runs Kafka on K× the
+ *     events at the same density (views and period × K) and reports the marginal rate, the extra
+ *     events over the extra CPU seconds: the cost per event of a running processor, without what a
+ *     run pays once (start-up, JIT compilation, joining the group, closing the last windows).
  * (c) freshness: every role on Kafka + ClickHouse, default window/grace; beacon POSTed with ts=now →
  *     its window row visible in qoe_metrics; p50 / p99.
  * Needs java + the Kafka jars (scripts/kafka.sh) and clickhouse-server, as the tests do.
@@ -52,6 +57,8 @@ const { values } = parseArgs({
     'alloc-prof-dir': { type: 'string', default: '' },
     /** (a), (b): which variants to run (`kafka` alone: A/B runs and profiles of the Kafka path; no ratio then). */
     variants: { type: 'string', default: 'embedded,kafka' },
+    /** (b), Kafka: also run K× the events at the same density; report the marginal events/s per core. */
+    scale: { type: 'string', default: '' },
   },
 });
 const parts = new Set(values.part.split(','));
@@ -63,10 +70,10 @@ const rounds = Number(values.rounds);
 // The children write their profiles there: a directory that does not exist yet is made, not an error after the run.
 for (const dir of [values['cpu-prof-dir'], values['alloc-prof-dir']]) if (dir !== '') mkdirSync(dir, { recursive: true });
 
-function child(variant: string, args: string[], profile = false): Promise<ChildResult> {
+/** The roles run with the V8 flags of `npm start` (lib/node-flags.ts), as they do in production. */
+function child(variant: string, args: string[], profile = false, nodeFlags: readonly string[] = NODE_FLAGS): Promise<ChildResult> {
   const prof = profile && values['cpu-prof-dir'] !== '' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] : [];
-  // The roles run with the V8 flags of `npm start` (lib/node-flags.ts), as they do in production.
-  const argv = [...NODE_FLAGS, ...prof, ...siblingScript(import.meta.url, 'kafka-child'), variant, ...args, '--compression', values.compression,
+  const argv = [...nodeFlags, ...prof, ...siblingScript(import.meta.url, 'kafka-child'), variant, ...args, '--compression', values.compression,
     ...(values['alloc-prof-dir'] === '' ? [] : ['--alloc-prof-dir', values['alloc-prof-dir']])];
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -138,31 +145,66 @@ async function partIngest(): Promise<void> {
   }
 }
 
+/**
+ * One Kafka run of (b) on a fresh broker: a feed process puts the input on it (the simulated stream
+ * held whole: ~3 GB per million events), then the measured process runs the roles on it.
+ */
+async function processorOnKafka(clickhouse: ClickHouseServer, args: string[], events: number, profile: boolean): Promise<{ r: ChildResult; brokerCpu: number }> {
+  const kafka = await startKafka({ brokers: 1 });
+  try {
+    const brokers = ['--brokers', kafka.brokers.join(',')];
+    const heapMb = Math.max(4096, Math.ceil(events / 1e6) * 4096);
+    const fed = await child('feed-kafka', ['--events', String(events), ...args, ...brokers], false, [`--max-old-space-size=${heapMb}`]);
+    const b0 = brokerCpuSeconds(kafka);
+    const r = await child('processor-kafka', ['--events', String(events), '--fed', String(fed.events), ...args, ...brokers, '--clickhouse', clickhouse.url], profile);
+    return { r, brokerCpu: brokerCpuSeconds(kafka) - b0 };
+  } finally {
+    await kafka.stop();
+  }
+}
+
 async function partProcessor(clickhouse: ClickHouseServer): Promise<void> {
-  const shape = ['--period-ms', values['period-ms'], '--window-dims', values['window-dims'], ...(values.views === '' ? [] : ['--views', values.views])];
+  const events = Number(values.events);
+  const shape = (k: number): string[] => [
+    '--period-ms', String(Number(values['period-ms']) * k), '--window-dims', values['window-dims'],
+    ...(values.views === '' ? [] : ['--views', String(Number(values.views) * k)]),
+  ];
+  const scale = values.scale === '' ? undefined : Number(values.scale);
+  if (scale !== undefined && !(Number.isInteger(scale) && scale >= 2)) throw new Error('--scale: an integer ≥ 2');
   const rates: Record<'embedded' | 'kafka', number[]> = { embedded: [], kafka: [] };
+  const marginal: number[] = [];
+  const report = (round: number, r: ChildResult, brokerCpu?: number): void => {
+    const x = r.extra;
+    const broker = brokerCpu === undefined ? '' : ` broker CPU ${brokerCpu.toFixed(1)} s`;
+    console.log(`[processor] round ${round + 1} ${line(r, `rows=${x.rowsStored} late=${x.late} commits=${x.commits} changelog=${x.changelogRecords} ${gcLine(x)}${broker}`)}`);
+  };
   for (let round = 0; round < rounds; round++) {
     for (const kind of roundOrder(round)) {
-      let r: ChildResult;
-      let brokerCpu = '';
-      if (kind === 'kafka') {
-        const kafka = await startKafka({ brokers: 1 });
-        try {
-          const b0 = brokerCpuSeconds(kafka);
-          r = await child('processor-kafka', ['--events', values.events, ...shape, '--brokers', kafka.brokers.join(','), '--clickhouse', clickhouse.url], round === 0);
-          brokerCpu = ` broker CPU ${(brokerCpuSeconds(kafka) - b0).toFixed(1)} s (feed included)`;
-        } finally {
-          await kafka.stop();
-        }
-      } else {
-        r = await child('processor-embedded', ['--events', values.events, ...shape]);
+      if (kind === 'embedded') {
+        const r = await child('processor-embedded', ['--events', values.events, ...shape(1)]);
+        rates.embedded.push(perCore(r));
+        report(round, r);
+        continue;
       }
-      rates[kind].push(perCore(r));
-      const x = r.extra;
-      console.log(`[processor] round ${round + 1} ${line(r, `rows=${x.rowsStored} late=${x.late} commits=${x.commits} changelog=${x.changelogRecords} ${gcLine(x)}${brokerCpu}`)}`);
+      // With --scale, the larger run goes first in every other round (the machine's drift cancels).
+      const sizes = scale === undefined ? [1] : round % 2 === 0 ? [1, scale] : [scale, 1];
+      const runs = new Map<number, ChildResult>();
+      for (const k of sizes) {
+        const { r, brokerCpu } = await processorOnKafka(clickhouse, shape(k), events * k, round === 0 && k === 1);
+        runs.set(k, r);
+        if (k === 1) rates.kafka.push(perCore(r));
+        report(round, r, brokerCpu);
+      }
+      const [small, large] = [runs.get(1), scale === undefined ? undefined : runs.get(scale)];
+      if (small !== undefined && large !== undefined) {
+        const m = (large.events - small.events) / (large.cpuSeconds - small.cpuSeconds);
+        marginal.push(m);
+        console.log(`[processor] round ${round + 1} marginal (${fmt(large.events)} − ${fmt(small.events)} events): ${fmt(m)} events/s per core`);
+      }
     }
   }
   console.log(`RESULT processor+sink: ${result(rates, 'Kafka → ClickHouse', 'memory → chDB')} (target ≥ 100,000 on Kafka)`);
+  if (marginal.length > 0) console.log(`RESULT processor+sink on Kafka, marginal (×${scale}): ${fmt(median(marginal))} events/s per core (runs: ${marginal.map(fmt).join(' · ')})`);
 }
 
 async function partFreshness(clickhouse: ClickHouseServer): Promise<void> {
