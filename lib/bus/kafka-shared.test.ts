@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RECORD_OVERHEAD_BYTES, splitIntoRequests, toBusRecord, type KafkaMessageOut } from './kafka-shared.js';
+import { RECORD_OVERHEAD_BYTES, mergeByTopic, splitIntoRequests, toBusRecord, type KafkaMessageOut } from './kafka-shared.js';
 import { FetchedBatchBase, FetchedRecord } from './kafkajs-patches.js';
 import type { KafkaMessage } from 'kafkajs';
 
@@ -53,6 +53,31 @@ describe('splitIntoRequests', () => {
     expect(splitIntoRequests(small, 1000)).toEqual([small]);
     const big = [{ topic: 't', messages: [m(0, 10), m(0, 5000), m(0, 10)] }];
     expect(splitIntoRequests(big, 1000).map((r) => r.map((t) => t.messages.map((x) => x.value.length)))).toEqual([[[10]], [[5000]], [[10]]]);
+  });
+});
+
+describe('mergeByTopic', () => {
+  const m = (key: string, extra: object = {}): { key: string; value: Buffer } => ({ key, value: Buffer.from(key), ...extra });
+
+  it("hands a topic given once on as the caller's array, and leaves the caller's arrays as they were when it merges", () => {
+    const changelog = [m('a', { partition: 2 }), m('b', { partition: 2 })];
+    const metricsA = [m('x')];
+    const metricsB = [m('y'), m('z')];
+    const merged = mergeByTopic([{ topic: 'c', messages: changelog }, { topic: 'm', messages: metricsA }, { topic: 'm', messages: metricsB }]);
+    expect(merged.map((t) => t.topic)).toEqual(['c', 'm']);
+    expect(merged[0]?.messages).toBe(changelog);
+    expect(merged[1]?.messages.map((x) => x.key)).toEqual(['x', 'y', 'z']);
+    merged[1]?.messages.forEach((x, i) => expect(x).toBe([...metricsA, ...metricsB][i]));
+    expect(metricsA.map((x) => x.key)).toEqual(['x']);
+    expect(metricsB.map((x) => x.key)).toEqual(['y', 'z']);
+  });
+
+  it('gives kafkajs a timestamp as its decimal string, in a message of its own', () => {
+    const given = [m('a', { timestampMs: 1_767_225_600_000, partition: 1 }), m('b')];
+    const [t] = mergeByTopic([{ topic: 't', messages: given }]);
+    expect(t?.messages).not.toBe(given);
+    expect(t?.messages).toEqual([{ key: 'a', value: Buffer.from('a'), timestamp: '1767225600000', partition: 1 }, given[1]]);
+    expect(given[0]).toEqual(m('a', { timestampMs: 1_767_225_600_000, partition: 1 }));
   });
 });
 
