@@ -282,6 +282,14 @@ describe('probes, 404, plugins, OpenAPI', () => {
     expect(res.json<ErrorJson>().error.code).toBe('QOE_ERR_NOT_FOUND');
   });
 
+  it('without publish (a process not running the ingest role): no beacon routes, the probes still', async () => {
+    const { app } = harness({ publish: undefined });
+    const res = await post(app, { events: [ev(0)] });
+    expect(res.statusCode).toBe(404);
+    expect(res.json<ErrorJson>().error.code).toBe('QOE_ERR_NOT_FOUND');
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+  });
+
   it("plugins' routes share the error contract (query validation → QOE_ERR_QUERY_BAD_PARAMETER)", async () => {
     const { app } = harness({
       plugins: [
