@@ -17,8 +17,9 @@
  *     changelog) → ClickHouse server. A fresh broker per Kafka run, filled by a process of its own
  *     (the measured one holds only the roles). With `--scale K`, each round also runs Kafka on K× the
  *     events at the same density (views and period × K) and reports the marginal rate, the extra
- *     events over the extra CPU seconds: the cost per event of a running processor, without what a
- *     run pays once (start-up, JIT compilation, joining the group, closing the last windows).
+ *     events over the extra CPU seconds: what a run pays once (start-up, JIT compilation, joining
+ *     the group, closing the last windows) drops out, but the larger run also holds K× the live
+ *     sessions (the simulated views are all open at the cut), which weighs the other way.
  * (c) freshness: every role on Kafka + ClickHouse, default window/grace; beacon POSTed with ts=now →
  *     its window row visible in qoe_metrics; p50 / p99.
  * Needs java + the Kafka jars (scripts/kafka.sh) and clickhouse-server, as the tests do.
