@@ -148,7 +148,8 @@ async function partIngest(): Promise<void> {
 
 /**
  * One Kafka run of (b) on a fresh broker: a feed process puts the input on it (the simulated stream
- * held whole: ~3 GB per million events), then the measured process runs the roles on it.
+ * is held whole: 2 M events outgrow Node's default heap, so 4 GB per million), then the measured
+ * process runs the roles on it.
  */
 async function processorOnKafka(clickhouse: ClickHouseServer, args: string[], events: number, profile: boolean): Promise<{ r: ChildResult; brokerCpu: number }> {
   const kafka = await startKafka({ brokers: 1 });

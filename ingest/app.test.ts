@@ -1,11 +1,19 @@
 import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { QoeError } from '../lib/errors.js';
 import { silentLogger } from '../lib/logger.js';
 import { projectPath } from '../lib/paths.js';
 import type { SessionEvent } from '../schemas/events.js';
 import { buildApp, MAX_EVENTS_PER_BATCH, type AppDeps, type IngestApp } from './app.js';
 import { clientHash } from './client-hash.js';
+import type * as validate from './validate.js';
+import { createBeaconValidators } from './validate.js';
+
+// The real validators, counted: an app compiles them only when it serves beacons.
+vi.mock('./validate.js', async (importOriginal) => {
+  const real = await importOriginal<typeof validate>();
+  return { ...real, createBeaconValidators: vi.fn(real.createBeaconValidators) };
+});
 
 const NOW = 1_767_225_700_000;
 const SECRET = 'test-secret';
@@ -282,8 +290,12 @@ describe('probes, 404, plugins, OpenAPI', () => {
     expect(res.json<ErrorJson>().error.code).toBe('QOE_ERR_NOT_FOUND');
   });
 
-  it('without publish (a process not running the ingest role): no beacon routes, the probes still', async () => {
+  it('without publish (a process not running the ingest role): no beacon routes and no validators compiled, the probes still', async () => {
+    const compiled = vi.mocked(createBeaconValidators).mock.calls.length;
     const { app } = harness({ publish: undefined });
+    expect(vi.mocked(createBeaconValidators).mock.calls.length).toBe(compiled);
+    harness();
+    expect(vi.mocked(createBeaconValidators).mock.calls.length).toBe(compiled + 1);
     const res = await post(app, { events: [ev(0)] });
     expect(res.statusCode).toBe(404);
     expect(res.json<ErrorJson>().error.code).toBe('QOE_ERR_NOT_FOUND');
