@@ -21,6 +21,9 @@ export interface StreamOptions {
   partitions?: number;
 }
 
+/** Views for `limit` events when none are given: ~28 events per view with the default model, × 1.6. */
+export const defaultViews = (limit: number): number => Math.ceil((limit / 28) * 1.6);
+
 export interface EncodedRecord {
   partition: number;
   value: Buffer;

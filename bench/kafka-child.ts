@@ -25,7 +25,7 @@ import { loadConfig } from '../lib/config.js';
 import { createLogger, silentLogger } from '../lib/logger.js';
 import { startRuntime, type Runtime } from '../lib/runtime.js';
 import { decodeMetricsRecord } from '../processors/metrics-record.js';
-import { encodeStream, simulatedStream, withFlushEvents } from './events.js';
+import { defaultViews, encodeStream, simulatedStream, withFlushEvents } from './events.js';
 import type { LoadResult } from './loadgen.js';
 import { siblingScript } from './machine.js';
 import { startIngest } from './servers.js';
@@ -170,7 +170,7 @@ function gcTally(): { read(): GcTally; stop(): void } {
 }
 
 /** (b)'s simulated views: `--views`, else enough for `limit` events at ~28 events per view, × 1.6. */
-const viewsFor = (limit: number): number => (values.views === '' ? Math.ceil((limit / 28) * 1.6) : Number(values.views));
+const viewsFor = (limit: number): number => (values.views === '' ? defaultViews(limit) : Number(values.views));
 
 /** Puts the simulated input on the bus (Kafka: through a producer of its own); returns how many records. */
 async function feed(kind: 'embedded' | 'kafka', views: number, limit: number, memoryBus: Bus | undefined): Promise<number> {

@@ -7,7 +7,7 @@
  *                          [--connections 32] [--events 150000] [--probes 30] [--cpu-prof-dir DIR]
  *                          [--period-ms 1800000] [--views N] [--window-dims all|<QOE_WINDOW_DIMENSIONS>]
  *                          [--compression lz4|gzip|none] [--alloc-prof-dir DIR] [--variants embedded,kafka]
- *                          [--scale K]
+ *                          [--scale K] [--scale-by events|views] [--node-flags=<V8 flags>]
  *
  * (a) ingest: the ingest app into the memory bus (drained by a consumer, bench/servers.ts) vs the
  *     ingest role on Kafka (lib/runtime.ts, acks=all, lz4 or --compression); 20-event POSTs from bench/loadgen.ts
@@ -16,10 +16,12 @@
  *     sink roles until the input is processed and stored: memory bus → chDB vs Kafka (transactions,
  *     changelog) → ClickHouse server. A fresh broker per Kafka run, filled by a process of its own
  *     (the measured one holds only the roles). With `--scale K`, each round also runs Kafka on K× the
- *     events at the same density (views and period × K) and reports the marginal rate, the extra
- *     events over the extra CPU seconds: what a run pays once (start-up, JIT compilation, joining
- *     the group, closing the last windows) drops out, but the larger run also holds K× the live
- *     sessions (the simulated views are all open at the cut), which weighs the other way.
+ *     events and reports the marginal rate, the extra events over the extra CPU seconds: what a run
+ *     pays once (start-up, JIT compilation, joining the group, closing the last windows) drops out.
+ *     `--scale-by events` (default): the same population cut K× later, so the larger run holds about
+ *     as many live sessions (the steady state of a processor that runs on); `views`: views and
+ *     period × K (the same start rate), so the larger run holds K× the live sessions (the simulated
+ *     views are all open at the cut), which weighs the other way.
  * (c) freshness: every role on Kafka + ClickHouse, default window/grace; beacon POSTed with ts=now →
  *     its window row visible in qoe_metrics; p50 / p99.
  * Needs java + the Kafka jars (scripts/kafka.sh) and clickhouse-server, as the tests do.
@@ -34,6 +36,7 @@ import { generateView } from '../sim/model.js';
 import { defaultModelOptions } from '../sim/options.js';
 import { startClickHouseServer, type ClickHouseServer } from '../test/helpers/clickhouse-server.js';
 import { startKafka, type KafkaCluster } from '../test/helpers/kafka.js';
+import { defaultViews } from './events.js';
 import type { ChildResult } from './kafka-child.js';
 import { fmt, machineLine, median, siblingScript } from './machine.js';
 
@@ -60,6 +63,10 @@ const { values } = parseArgs({
     variants: { type: 'string', default: 'embedded,kafka' },
     /** (b), Kafka: also run K× the events at the same density; report the marginal events/s per core. */
     scale: { type: 'string', default: '' },
+    /** (b), with --scale: `events` (the same views, cut K× later) or `views` (views and period × K). */
+    'scale-by': { type: 'string', default: 'events' },
+    /** The roles' V8 flags, space-separated, instead of `npm start`'s (lib/node-flags.ts): A/B runs of a flag. */
+    'node-flags': { type: 'string', default: '' },
   },
 });
 const parts = new Set(values.part.split(','));
@@ -71,8 +78,10 @@ const rounds = Number(values.rounds);
 // The children write their profiles there: a directory that does not exist yet is made, not an error after the run.
 for (const dir of [values['cpu-prof-dir'], values['alloc-prof-dir']]) if (dir !== '') mkdirSync(dir, { recursive: true });
 
-/** The roles run with the V8 flags of `npm start` (lib/node-flags.ts), as they do in production. */
-function child(variant: string, args: string[], profile = false, nodeFlags: readonly string[] = NODE_FLAGS): Promise<ChildResult> {
+/** The roles run with the V8 flags of `npm start` (lib/node-flags.ts), as they do in production, or `--node-flags`. */
+const ROLE_FLAGS: readonly string[] = values['node-flags'] === '' ? NODE_FLAGS : values['node-flags'].split(' ').filter((f) => f !== '');
+
+function child(variant: string, args: string[], profile = false, nodeFlags: readonly string[] = ROLE_FLAGS): Promise<ChildResult> {
   const prof = profile && values['cpu-prof-dir'] !== '' ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] : [];
   const argv = [...nodeFlags, ...prof, ...siblingScript(import.meta.url, 'kafka-child'), variant, ...args, '--compression', values.compression,
     ...(values['alloc-prof-dir'] === '' ? [] : ['--alloc-prof-dir', values['alloc-prof-dir']])];
@@ -167,12 +176,15 @@ async function processorOnKafka(clickhouse: ClickHouseServer, args: string[], ev
 
 async function partProcessor(clickhouse: ClickHouseServer): Promise<void> {
   const events = Number(values.events);
-  const shape = (k: number): string[] => [
-    '--period-ms', String(Number(values['period-ms']) * k), '--window-dims', values['window-dims'],
-    ...(values.views === '' ? [] : ['--views', String(Number(values.views) * k)]),
-  ];
   const scale = values.scale === '' ? undefined : Number(values.scale);
   if (scale !== undefined && !(Number.isInteger(scale) && scale >= 2)) throw new Error('--scale: an integer ≥ 2');
+  const byViews = values['scale-by'] === 'views';
+  if (!byViews && values['scale-by'] !== 'events') throw new Error('--scale-by: events or views');
+  const views = values.views === '' ? defaultViews(events) : Number(values.views);
+  const shape = (k: number): string[] => {
+    const m = byViews ? k : 1;
+    return ['--period-ms', String(Number(values['period-ms']) * m), '--window-dims', values['window-dims'], '--views', String(views * m)];
+  };
   const rates: Record<'embedded' | 'kafka', number[]> = { embedded: [], kafka: [] };
   const marginal: number[] = [];
   const report = (round: number, r: ChildResult, brokerCpu?: number): void => {
@@ -206,7 +218,7 @@ async function partProcessor(clickhouse: ClickHouseServer): Promise<void> {
     }
   }
   console.log(`RESULT processor+sink: ${result(rates, 'Kafka → ClickHouse', 'memory → chDB')} (target ≥ 100,000 on Kafka)`);
-  if (marginal.length > 0) console.log(`RESULT processor+sink on Kafka, marginal (×${scale}): ${fmt(median(marginal))} events/s per core (runs: ${marginal.map(fmt).join(' · ')})`);
+  if (marginal.length > 0) console.log(`RESULT processor+sink on Kafka, marginal (×${scale} ${values['scale-by']}): ${fmt(median(marginal))} events/s per core (runs: ${marginal.map(fmt).join(' · ')})`);
 }
 
 async function partFreshness(clickhouse: ClickHouseServer): Promise<void> {
