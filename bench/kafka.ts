@@ -19,7 +19,8 @@
  *     events and reports the marginal rate, the extra events over the extra CPU seconds: what a run
  *     pays once (start-up, JIT compilation, joining the group, closing the last windows) drops out.
  *     `--scale-by events` (default): the same population cut K× later, so the larger run holds about
- *     as many live sessions (the steady state of a processor that runs on); `views`: views and
+ *     as many live sessions (its extra events are the audience's later ones: a different mix of
+ *     event types, e.g. no view starts after a dense stream's kick-off); `views`: views and
  *     period × K (the same start rate), so the larger run holds K× the live sessions (the simulated
  *     views are all open at the cut), which weighs the other way.
  * (c) freshness: every role on Kafka + ClickHouse, default window/grace; beacon POSTed with ts=now →
@@ -61,7 +62,7 @@ const { values } = parseArgs({
     'alloc-prof-dir': { type: 'string', default: '' },
     /** (a), (b): which variants to run (`kafka` alone: A/B runs and profiles of the Kafka path; no ratio then). */
     variants: { type: 'string', default: 'embedded,kafka' },
-    /** (b), Kafka: also run K× the events at the same density; report the marginal events/s per core. */
+    /** (b), Kafka: also run K× the events (shaped by --scale-by); report the marginal events/s per core. */
     scale: { type: 'string', default: '' },
     /** (b), with --scale: `events` (the same views, cut K× later) or `views` (views and period × K). */
     'scale-by': { type: 'string', default: 'events' },
