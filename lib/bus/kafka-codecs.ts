@@ -1,5 +1,5 @@
 import kafkajs, { CompressionTypes } from 'kafkajs';
-import { compressFrame, decompressFrame } from 'lz4-napi';
+import { compressFrame, compressFrameSync, decompressFrame, decompressFrameSync } from 'lz4-napi';
 import type { KafkaCompression } from './types.js';
 
 /**
@@ -14,10 +14,24 @@ import type { KafkaCompression } from './types.js';
  * producer wrote them.
  */
 
+/**
+ * Up to these sizes a batch is (de)compressed on the calling thread; larger ones in libuv's pool.
+ * Handing a frame to the pool and back costs more than a small frame's work: live, a fetch brings
+ * many small batches (what the producers sent since the last one — ~500 bytes each in the live
+ * bench, 115,000 of them per million events) and each async call took ~30 µs of the event loop's
+ * time against ~3 µs for the work itself: +14 % events per core live (bench/README.md, 2026-12-01
+ * thirteenth session). Large frames come in a backlog's fetches (~30 KB each, hundreds per fetch):
+ * decompressed in the pool, they overlap the event loop's work on the records, as before.
+ */
+export const LZ4_SYNC_MAX_BYTES = { compress: 256 * 1024, decompress: 16 * 1024 };
+
 export const lz4Codec = {
   /** kafkajs passes its Encoder; `buffer` is the encoded records. */
-  compress: (encoder: { buffer: Buffer }): Promise<Buffer> => compressFrame(encoder.buffer),
-  decompress: (buffer: Buffer): Promise<Buffer> => decompressFrame(buffer),
+  compress: async (encoder: { buffer: Buffer }): Promise<Buffer> =>
+    encoder.buffer.length <= LZ4_SYNC_MAX_BYTES.compress ? compressFrameSync(encoder.buffer) : compressFrame(encoder.buffer),
+  // async: a corrupt frame is a rejected promise on either path, as kafkajs expects.
+  decompress: async (buffer: Buffer): Promise<Buffer> =>
+    buffer.length <= LZ4_SYNC_MAX_BYTES.decompress ? decompressFrameSync(buffer) : decompressFrame(buffer),
 };
 
 // A default import: Node's ESM loader does not see CompressionCodecs among kafkajs's named exports.
