@@ -46,6 +46,7 @@ export const CONFIG_SPEC = {
   maxSessions: { env: 'QOE_MAX_SESSIONS', default: '500000', doc: 'open sessions per processor partition; the oldest is expired at the bound' },
   maxClockSkewMs: { env: 'QOE_MAX_CLOCK_SKEW_MS', default: '300000', doc: 'a session whose first event is older than its receive time by more than this has its clock corrected (ms)' },
   maxClockAheadMs: { env: 'QOE_MAX_CLOCK_AHEAD_MS', default: '5000', doc: 'a client clock ahead of server time by more than this is corrected; no event time passes receive time + this (ms)' },
+  commitIntervalMs: { env: 'QOE_PROCESSOR_COMMIT_INTERVAL_MS', default: '1000', doc: 'Kafka: the longest processed input waits for its transaction when no window fires (ms); longer = fewer transactions and changelog records, more input read again after a crash' },
   ebvsMinMs: { env: 'QOE_EBVS_MIN_MS', default: '0', doc: 'exits before video start shorter than this are not scored as EBVS (Mux uses 1000)' },
   sinkBatchRows: { env: 'QOE_SINK_BATCH_ROWS', default: '5000', doc: 'rows per ClickHouse insert' },
   sinkFlushMs: { env: 'QOE_SINK_FLUSH_MS', default: '1000', doc: 'longest a row waits before insert (ms)' },
@@ -87,6 +88,7 @@ export interface Config {
     maxClockSkewMs: number;
     maxClockAheadMs: number;
     ebvsMinMs: number;
+    commitIntervalMs: number;
   };
   sink: { batchRows: number; flushMs: number };
   privacy: { ipHashSecret: string };
@@ -227,6 +229,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxClockSkewMs: int(env, 'maxClockSkewMs', 1000, 365 * 86_400_000),
       maxClockAheadMs: int(env, 'maxClockAheadMs', 0, 86_400_000),
       ebvsMinMs: int(env, 'ebvsMinMs', 0, 600_000),
+      commitIntervalMs: int(env, 'commitIntervalMs', 0, 600_000),
     },
     sink: { batchRows: int(env, 'sinkBatchRows', 1, 1_000_000), flushMs: int(env, 'sinkFlushMs', 10, 600_000) },
     privacy: { ipHashSecret: raw(env, 'ipHashSecret') || randomBytes(32).toString('hex') },

@@ -90,6 +90,7 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
     processor = createProcessor({
       bus, now, log: log.child({ component: 'processor' }),
       settings: config.processor,
+      commitIntervalMs: config.processor.commitIntervalMs,
       checkpoints: config.bus.kind === 'memory' ? createFileCheckpointStore(join(config.dataDir, 'checkpoints')) : undefined,
       onOutcome: (outcome, n) => telemetry.processorEvents.inc({ outcome }, n),
       onCommit: (c) => {

@@ -187,6 +187,68 @@ describe('processor with a changelog: restored state and an older committed offs
   });
 });
 
+describe('processor with a changelog: input committed with the next transaction (commitIntervalMs)', () => {
+  const settings = {
+    windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
+    maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
+  };
+  async function setup(commitIntervalMs: number) {
+    const bus = createMemoryBus({ maxBacklog: 10_000 });
+    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics, TOPICS.processorState].map((topic) => ({ topic, partitions: 1 })));
+    const commits: ProcessorCommit[] = [];
+    // The clock stays inside the events' window: no window fires, nothing but the input needs a transaction.
+    const p = createProcessor({
+      bus, log: silentLogger(), now: () => T + 5000, tickMs: 20, settings, changelog: true, instanceId: 'ci', commitIntervalMs,
+      onCommit: (c) => commits.push(c),
+    });
+    await p.start();
+    const producer = bus.producer();
+    const events = (): number => [...p.partitions().values()].reduce((n, ps) => n + ps.counters.events, 0);
+    /** Sends one batch and waits until the processor has applied it. */
+    const batch = async (...list: SessionEvent[]): Promise<void> => {
+      const before = events();
+      await producer.send(TOPICS.beacons, list.map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) })));
+      await waitFor(() => events() === before + list.length);
+    };
+    // The group's committed input offset, read as another process would.
+    const committedLag = async (): Promise<number> =>
+      (await bus.consumer({ groupId: CONSUMER_GROUPS.processor, topics: [TOPICS.beacons] }).lag()).reduce((n, l) => n + l.lag, 0);
+    const sessionRecords = async (id: string): Promise<number> =>
+      (await bus.readPartition(TOPICS.processorState, 0, 0)).filter((r) => r.key === `s:${id}`).length;
+    return { bus, p, commits, batch, committedLag, sessionRecords };
+  }
+
+  it('writes a session its events touch in several batches once, in the transaction that commits their input', async () => {
+    const { bus, p, commits, batch, committedLag, sessionRecords } = await setup(60_000);
+    // Three batches touch s0: processed, and waiting for a transaction (no window fires, the interval is far).
+    await batch(ev('s0', 0, T + 1000, 'play_request'), ev('s0', 1, T + 1100, 'first_frame'));
+    await batch(ev('s0', 2, T + 2000, 'heartbeat'));
+    await batch(ev('s0', 3, T + 3000, 'heartbeat'));
+    await new Promise((r) => setTimeout(r, 200)); // ten ticks
+    expect(await committedLag()).toBe(4);
+    expect(commits).toHaveLength(0);
+    expect(await sessionRecords('s0')).toBe(0);
+    // Stopping commits them: one transaction, s0 written once for the three batches, the input's offset with it.
+    await p.stop();
+    expect(commits).toHaveLength(1);
+    expect(await committedLag()).toBe(0);
+    expect(await sessionRecords('s0')).toBe(1);
+    await bus.close();
+  });
+
+  it('commits waiting input once the interval has passed, with no window to fire', async () => {
+    const { bus, p, commits, batch, committedLag } = await setup(300);
+    await batch(ev('s1', 0, T + 1000, 'play_request'));
+    const processedAt = Date.now();
+    await waitFor(async () => (await committedLag()) === 0);
+    // The timer's tick committed it, not before its time (the tick runs every 20 ms).
+    expect(Date.now() - processedAt).toBeGreaterThanOrEqual(250);
+    expect(commits).toHaveLength(1);
+    await p.stop();
+    await bus.close();
+  });
+});
+
 describe('processor stall watchdog', () => {
   it('logs a transaction that does not finish, and queues at most one tick behind it', async () => {
     const bus = createMemoryBus({ maxBacklog: 10_000 });
@@ -220,7 +282,8 @@ describe('processor stall watchdog', () => {
       clockReads += 1;
       return clock;
     };
-    const p = createProcessor({ bus, log, now, tickMs: 10, settings, changelog: true, instanceId: 'w', stallWarnMs: 300 });
+    // commitIntervalMs 0: the batch's input is committed at once (its transaction is the one that hangs).
+    const p = createProcessor({ bus, log, now, tickMs: 10, settings, changelog: true, instanceId: 'w', stallWarnMs: 300, commitIntervalMs: 0 });
     await p.start();
     await waitFor(() => p.partitions().size === 1);
     hang = true;

@@ -47,6 +47,13 @@ export interface ProcessorDeps {
   tickMs?: number;
   /** Keep state in TOPICS.processorState (needs bus.readPartition). Default: on for the Kafka bus. */
   changelog?: boolean;
+  /**
+   * With the changelog: how long processed input may wait for its transaction (default 1000 ms).
+   * A batch that fires no window and dead-letters nothing is committed with the next transaction
+   * of its partition — a window firing, a later batch past this interval, the timer, a revocation
+   * or stop — so a session its events touch in several batches is written to the changelog once.
+   */
+  commitIntervalMs?: number;
   onOutcome?: (outcome: Outcome, n: number) => void;
   /** After each send of outputs that succeeded: a partition's transaction (Kafka) or the outputs' send (memory bus). */
   onCommit?: (c: ProcessorCommit) => void;
@@ -97,6 +104,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const trackers = new Map<number, ChangelogTracker>();
   /** Input partition → next offset its (changelog) state covers. */
   const nextInput = new Map<number, number>();
+  /**
+   * Input partition → the offset after the last record processed and not yet committed, and since
+   * when (Date.now()) records have waited. Every transaction of the partition carries this offset
+   * with the state that holds those records: state and offset never part.
+   */
+  const uncommitted = new Map<number, { offset: number; sinceMs: number }>();
+  const commitIntervalMs = deps.commitIntervalMs ?? 1000;
+  const due = (partition: number, t: number): boolean => {
+    const u = uncommitted.get(partition);
+    return u !== undefined && t - u.sinceMs >= commitIntervalMs;
+  };
   const producers = new Map<number, BusProducer>();
   const tracker = createWatermarkTracker();
   const scratch = blankSessionEvent();
@@ -217,14 +235,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
 
   /**
    * The transaction of one partition: outputs, the changelog records for what changed since the
-   * last one (the state's marks), and the input offset (none for a tick).
+   * last one (the state's marks), and the input offset of what it processed since (none: nothing).
    */
-  async function commitPartition(partition: number, outputs: TopicMessages[], offset: number | undefined): Promise<void> {
+  async function commitPartition(partition: number, outputs: TopicMessages[]): Promise<void> {
     const ps = stateOf(partition);
     const t = trackers.get(partition);
+    const input = uncommitted.get(partition);
+    const offset = input?.offset;
     const offsets = offset === undefined ? [] : [{ topic: TOPICS.beacons, partition, offset }];
     if (t === undefined) {
       await sendKeeping(partition, outputs, offsets);
+      if (uncommitted.get(partition) === input) uncommitted.delete(partition);
       return;
     }
     const nextOffset = offset ?? nextInput.get(partition) ?? null;
@@ -245,6 +266,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
     diff.commit();
     if (offset !== undefined) nextInput.set(partition, offset);
+    if (uncommitted.get(partition) === input) uncommitted.delete(partition);
   }
 
   async function onBatch(batch: ConsumerBatch): Promise<void> {
@@ -300,30 +322,39 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     for (const [o, n] of outcomes) deps.onOutcome?.(o, n);
     if (skipped > 0) log.info({ partition: p, skipped, from: batch.records[0]?.offset, covered }, 'skipped input records the restored state already holds');
     const last = batch.records[batch.records.length - 1];
-    if (last !== undefined) markCaughtUp(tracker, p, (batch.nextOffset ?? last.offset + 1) >= batch.highWatermark);
-    // With the changelog a transaction holds one partition's outputs only; the others fire just below.
+    if (last !== undefined) {
+      markCaughtUp(tracker, p, (batch.nextOffset ?? last.offset + 1) >= batch.highWatermark);
+      uncommitted.set(p, { offset: last.offset + 1, sinceMs: uncommitted.get(p)?.sinceMs ?? Date.now() });
+    }
+    // With the changelog a transaction holds one partition's outputs only; the others fire in the
+    // tick below, and so does this partition's input when nothing here needs a transaction now.
     const metrics = useChangelog ? windowMessages(p, ps, currentWatermark(tracker, settings, now())) : closeWindows();
-    await commitPartition(p, [{ topic: TOPICS.metrics, messages: metrics }, { topic: TOPICS.beaconsDlq, messages: dead }], last ? last.offset + 1 : undefined);
+    if (!useChangelog || metrics.length > 0 || dead.length > 0 || due(p, Date.now())) {
+      await commitPartition(p, [{ topic: TOPICS.metrics, messages: metrics }, { topic: TOPICS.beaconsDlq, messages: dead }]);
+    }
     // The watermark this batch moved may fire windows on the other partitions too: now, side by
     // side, rather than at the next tick one after another (freshness).
     if (useChangelog) await tick();
   }
 
-  async function tick(): Promise<void> {
+  /** Fires what the watermark closed; commits the partitions that fired, moved, or whose input is due (all of it: `flush`). */
+  async function tick(flush = false): Promise<void> {
     if (broken) return;
     if (!useChangelog) {
       await sendKeeping(0, [{ topic: TOPICS.metrics, messages: closeWindows() }], []);
       return;
     }
     const wm = currentWatermark(tracker, settings, now());
+    const t = Date.now();
     // Every partition has its own transactional producer: their transactions run side by side, so
     // a window fires on all partitions at about the same time (freshness), not one round trip apart.
     const commits: Array<Promise<void>> = [];
     for (const [partition, ps] of states) {
       const before = markOf(ps);
       const metrics = windowMessages(partition, ps, wm);
-      if (metrics.length === 0 && !movedSince(before, ps)) continue;
-      commits.push(commitPartition(partition, [{ topic: TOPICS.metrics, messages: metrics }], undefined));
+      const input = flush ? uncommitted.has(partition) : due(partition, t);
+      if (metrics.length === 0 && !movedSince(before, ps) && !input) continue;
+      commits.push(commitPartition(partition, [{ topic: TOPICS.metrics, messages: metrics }]));
     }
     await Promise.all(commits);
   }
@@ -386,6 +417,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     states.delete(partition);
     trackers.delete(partition);
     nextInput.delete(partition);
+    uncommitted.delete(partition);
     forgetPartition(tracker, partition);
     const p = producers.get(partition);
     producers.delete(partition);
@@ -393,6 +425,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   }
 
   async function onRevoke(partitions: TopicPartition[]): Promise<void> {
+    // Input processed since the last transaction: committed now, or the next owner processes it again.
+    if (useChangelog && !broken) {
+      await Promise.all(partitions.filter((p) => uncommitted.has(p.partition) && states.has(p.partition)).map((p) => commitPartition(p.partition, [])));
+    }
     for (const { partition } of partitions) {
       const ps = states.get(partition);
       // The changelog already holds everything committed; a broken state must not be checkpointed.
@@ -461,6 +497,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       if (timer) clearInterval(timer);
       await restarting;
       await chain;
+      // Input processed since the last transactions: committed before the consumer leaves (drain).
+      await serial('final commit', undefined, () => tick(true)).catch((err: unknown) => log.error({ err }, 'final commit failed'));
       await consumer.close();
       await shared?.close();
       for (const partition of [...producers.keys()]) await dropPartition(partition);
