@@ -11,7 +11,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,7 @@ import { loadConfig } from '../lib/config.js';
 import { createLogger, silentLogger } from '../lib/logger.js';
 import { startRuntime, type Runtime } from '../lib/runtime.js';
 import { decodeMetricsRecord } from '../processors/metrics-record.js';
+import { encodeSessionEvent } from '../schemas/codec.js';
 import { defaultViews, encodeStream, simulatedStream, withFlushEvents } from './events.js';
 import type { LoadResult } from './loadgen.js';
 import { siblingScript } from './machine.js';
@@ -47,6 +48,13 @@ const { values, positionals } = parseArgs({
     'alloc-prof-dir': { type: 'string', default: '' },
     /** processor-kafka: the input is already on Kafka (a feed-kafka process put N records there). */
     fed: { type: 'string', default: '' },
+    /**
+     * Live runs (bench/kafka.ts --live): feed-kafka writes `<go-file>.ready` (holding its record
+     * count) once its input is generated, waits for `<go-file>`, then sends each event at its
+     * receive time (feedLive); processor-kafka writes `<go-file>` once its roles have started, and
+     * measures from there.
+     */
+    'go-file': { type: 'string', default: '' },
   },
 });
 const hasTaskset = spawnSync('taskset', ['-V']).status === 0;
@@ -174,16 +182,50 @@ const viewsFor = (limit: number): number => (values.views === '' ? defaultViews(
 
 /** Puts the simulated input on the bus (Kafka: through a producer of its own); returns how many records. */
 async function feed(kind: 'embedded' | 'kafka', views: number, limit: number, memoryBus: Bus | undefined): Promise<number> {
-  const stream = withFlushEvents(simulatedStream({ views, periodMs: Number(values['period-ms']), limit, partitions: PARTITIONS }), PARTITIONS, 19_000);
-  const records = encodeStream(stream);
+  const simulated = simulatedStream({ views, periodMs: Number(values['period-ms']), limit, partitions: PARTITIONS });
   const feeder = memoryBus ?? createKafkaBus({ brokers: values.brokers.split(','), clientId: 'qoe-bench-feed', log: silentLogger(), compression: loadConfig({ QOE_KAFKA_COMPRESSION: values.compression }).bus.compression });
   await feeder.createTopics([{ topic: TOPICS.beacons, partitions: PARTITIONS }]);
   const producer = feeder.producer();
-  for (let i = 0; i < records.length; i += 5000) {
-    await producer.send(TOPICS.beacons, records.slice(i, i + 5000).map((r, j) => ({ key: stream.events[i + j]?.sessionId ?? '', value: r.value, partition: r.partition })));
+  if (values['go-file'] !== '') {
+    await feedLive(simulated, producer);
+  } else {
+    const stream = withFlushEvents(simulated, PARTITIONS, 19_000);
+    const records = encodeStream(stream);
+    for (let i = 0; i < records.length; i += 5000) {
+      await producer.send(TOPICS.beacons, records.slice(i, i + 5000).map((r, j) => ({ key: stream.events[i + j]?.sessionId ?? '', value: r.value, partition: r.partition })));
+    }
   }
   if (kind === 'kafka') await feeder.close();
-  return records.length;
+  return values['go-file'] !== '' ? simulated.events.length : simulated.events.length + PARTITIONS;
+}
+
+/**
+ * Live (bench/kafka.ts --live): once the roles are up (`--go-file` appears), each event is sent when
+ * the wall clock reaches its receive time, its times moved so that the first is received now — the
+ * players' batches arrive as they were sent, the event times follow the clock. No flush events: as
+ * live, the last windows fire when the partitions fall quiet (QOE_IDLE_PARTITION_MS).
+ */
+async function feedLive(stream: ReturnType<typeof simulatedStream>, producer: ReturnType<Bus['producer']>): Promise<void> {
+  const go = values['go-file'];
+  writeFileSync(`${go}.ready`, String(stream.events.length));
+  while (!existsSync(go)) await new Promise((r) => setTimeout(r, 20));
+  const events = stream.events;
+  const shift = Date.now() - (events[0]?.receivedAtMs ?? 0);
+  for (let i = 0; i < events.length; ) {
+    const reached = Date.now() - shift;
+    let j = i;
+    while (j < events.length && (events[j]?.receivedAtMs ?? 0) <= reached) j++;
+    if (j === i) {
+      await new Promise((r) => setTimeout(r, 10));
+      continue;
+    }
+    const messages = events.slice(i, j).map((e, k) => ({
+      key: e.sessionId, partition: stream.partitions[i + k] ?? 0,
+      value: encodeSessionEvent({ ...e, tsMs: e.tsMs + shift, receivedAtMs: e.receivedAtMs + shift }),
+    }));
+    await producer.send(TOPICS.beacons, messages);
+    i = j;
+  }
 }
 
 /** (b) Pre-filled qoe.beacons.v1, then the processor and sink roles until the input is processed and stored. */
@@ -209,12 +251,21 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   // The feed's events and records are dropped before the measurement starts (only their count is
   // kept): held, a million of them made every full GC of the measured process mark them too.
   const inputs = values.fed !== '' ? Number(values.fed) : await feed(kind, views, limit, bus);
-  console.error(`${kind}: ${fmtInt(inputs)} input events on the bus`);
-  const t0 = performance.now();
-  const c0 = cpuSeconds();
-  const gc = gcTally();
+  const live = values['go-file'] !== '';
+  console.error(live ? `${kind}: ${fmtInt(inputs)} input events to come live` : `${kind}: ${fmtInt(inputs)} input events on the bus`);
+  let t0 = performance.now();
+  let c0 = cpuSeconds();
+  let gc = gcTally();
   const allocations = values['alloc-prof-dir'] === '' ? undefined : await startAllocationSampling();
   const runtime = await startRuntime(loadConfig(env), process.env.QOE_BENCH_LOG === '1' ? createLogger('info') : silentLogger(), bus === undefined ? {} : { bus });
+  if (live) {
+    // Measured from the moment the input starts to flow: the roles are up and waiting for it.
+    gc.stop();
+    gc = gcTally();
+    t0 = performance.now();
+    c0 = cpuSeconds();
+    writeFileSync(values['go-file'], '');
+  }
   // lag() is 0 before the group has its assignment: wait until every input record had an outcome.
   const processed = async (): Promise<number> => (await runtime.telemetry.processorEvents.get()).values.reduce((n, v) => n + v.value, 0);
   let lastReport = performance.now();
@@ -234,12 +285,16 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   let wall = (performance.now() - t0) / 1000;
   let cpu = cpuSeconds() - c0;
   let gcs = gc.read();
+  // Live, the measure ends here: the input's last event is processed, the roles kept up with it,
+  // and what follows is the tail of live sessions extrapolated into each new window until they
+  // expire (sessionTimeoutMs), not work per event. The rows are still waited for (reported).
   for (let stableSince = performance.now(); performance.now() - stableSince < 6000; ) {
     await new Promise((r) => setTimeout(r, 50));
     const now = await rowsInserted();
     if (now !== rows) {
       rows = now;
       stableSince = performance.now();
+      if (live) continue;
       wall = (performance.now() - t0) / 1000;
       cpu = cpuSeconds() - c0;
       gcs = gc.read();

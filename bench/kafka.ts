@@ -7,7 +7,7 @@
  *                          [--connections 32] [--events 150000] [--probes 30] [--cpu-prof-dir DIR]
  *                          [--period-ms 1800000] [--views N] [--window-dims all|<QOE_WINDOW_DIMENSIONS>]
  *                          [--compression lz4|gzip|none] [--alloc-prof-dir DIR] [--variants embedded,kafka]
- *                          [--scale K] [--scale-by events|views] [--node-flags=<V8 flags>]
+ *                          [--scale K] [--scale-by events|views] [--node-flags=<V8 flags>] [--live]
  *
  * (a) ingest: the ingest app into the memory bus (drained by a consumer, bench/servers.ts) vs the
  *     ingest role on Kafka (lib/runtime.ts, acks=all, lz4 or --compression); 20-event POSTs from bench/loadgen.ts
@@ -23,13 +23,18 @@
  *     event types, e.g. no view starts after a dense stream's kick-off); `views`: views and
  *     period × K (the same start rate), so the larger run holds K× the live sessions (the simulated
  *     views are all open at the cut), which weighs the other way.
+ *     `--live` (Kafka): live instead of a backlog — the feed process sends each event at its
+ *     simulated receive time (moved to the wall clock; the rate is the audience's: --views over
+ *     --period-ms) while the measured process runs the roles, measured from the moment the feed
+ *     starts (the roles up and waiting) until every row is stored: what a core does per event when
+ *     a batch is what arrived since the last fetch.
  * (c) freshness: every role on Kafka + ClickHouse, default window/grace; beacon POSTed with ts=now →
  *     its window row visible in qoe_metrics; p50 / p99.
  * Needs java + the Kafka jars (scripts/kafka.sh) and clickhouse-server, as the tests do.
  */
 import { spawn } from 'node:child_process';
 import { NODE_FLAGS } from '../lib/node-flags.js';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -68,6 +73,8 @@ const { values } = parseArgs({
     'scale-by': { type: 'string', default: 'events' },
     /** The roles' V8 flags, space-separated, instead of `npm start`'s (lib/node-flags.ts): A/B runs of a flag. */
     'node-flags': { type: 'string', default: '' },
+    /** (b), Kafka: feed the input as it would arrive, while the roles run (live), instead of before. */
+    live: { type: 'boolean', default: false },
   },
 });
 const parts = new Set(values.part.split(','));
@@ -166,9 +173,21 @@ async function processorOnKafka(clickhouse: ClickHouseServer, args: string[], ev
   try {
     const brokers = ['--brokers', kafka.brokers.join(',')];
     const heapMb = Math.max(4096, Math.ceil(events / 1e6) * 4096);
-    const fed = await child('feed-kafka', ['--events', String(events), ...args, ...brokers], false, [`--max-old-space-size=${heapMb}`]);
+    const feedArgs = ['--events', String(events), ...args, ...brokers];
+    const roleArgs = [...args, ...brokers, '--clickhouse', clickhouse.url];
+    if (values.live) {
+      // Live: the feed generates its input, then waits for the roles to start; both run at once.
+      const go = join(mkdtempSync(join(tmpdir(), 'qoe-bench-go-')), 'go');
+      const fed = child('feed-kafka', [...feedArgs, '--go-file', go], false, [`--max-old-space-size=${heapMb}`]);
+      while (!existsSync(`${go}.ready`)) await new Promise((r) => setTimeout(r, 100));
+      const b0 = brokerCpuSeconds(kafka);
+      const r = await child('processor-kafka', ['--events', String(events), '--fed', readFileSync(`${go}.ready`, 'utf8'), '--go-file', go, ...roleArgs], profile);
+      await fed;
+      return { r, brokerCpu: brokerCpuSeconds(kafka) - b0 };
+    }
+    const fed = await child('feed-kafka', feedArgs, false, [`--max-old-space-size=${heapMb}`]);
     const b0 = brokerCpuSeconds(kafka);
-    const r = await child('processor-kafka', ['--events', String(events), '--fed', String(fed.events), ...args, ...brokers, '--clickhouse', clickhouse.url], profile);
+    const r = await child('processor-kafka', ['--events', String(events), '--fed', String(fed.events), ...roleArgs], profile);
     return { r, brokerCpu: brokerCpuSeconds(kafka) - b0 };
   } finally {
     await kafka.stop();
