@@ -26,8 +26,9 @@
  *     `--live` (Kafka): live instead of a backlog — the feed process sends each event at its
  *     simulated receive time (moved to the wall clock; the rate is the audience's: --views over
  *     --period-ms) while the measured process runs the roles, measured from the moment the feed
- *     starts (the roles up and waiting) until every row is stored: what a core does per event when
- *     a batch is what arrived since the last fetch.
+ *     starts (the roles up and waiting) until the last input event is processed (the rows are still
+ *     waited for and counted): what a core does per event when a batch is what arrived since the
+ *     last fetch.
  * (c) freshness: every role on Kafka + ClickHouse, default window/grace; beacon POSTed with ts=now →
  *     its window row visible in qoe_metrics; p50 / p99.
  * Needs java + the Kafka jars (scripts/kafka.sh) and clickhouse-server, as the tests do.

@@ -26,11 +26,27 @@ describe('LZ4 codec: small frames on the calling thread, large ones in the pool'
     expect(Buffer.compare(await decompressFrame(frame), raw)).toBe(0);
   });
 
-  it('takes both paths: frames below and above the decompress threshold', async () => {
-    const small = await lz4Codec.compress({ buffer: payload(10_000) });
-    const large = await lz4Codec.compress({ buffer: randomBytes(LZ4_SYNC_MAX_BYTES.decompress + 10_000) });
+  it('decompresses a frame up to the threshold on the calling thread, a larger one in the pool', async () => {
+    const rawSmall = payload(10_000);
+    const rawLarge = randomBytes(LZ4_SYNC_MAX_BYTES.decompress + 10_000);
+    const small = await compressFrame(rawSmall);
+    const large = await compressFrame(rawLarge);
     expect(small.length).toBeLessThanOrEqual(LZ4_SYNC_MAX_BYTES.decompress);
     expect(large.length).toBeGreaterThan(LZ4_SYNC_MAX_BYTES.decompress);
+    // Done on the calling thread, the promise is settled before any event-loop turn; work handed to
+    // libuv's pool can only settle after one (its completion is an event-loop callback).
+    const settledWithinMicrotasks = async (p: Promise<Buffer>): Promise<boolean> => {
+      let settled = false;
+      void p.then(() => (settled = true));
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+      return settled;
+    };
+    const pSmall = lz4Codec.decompress(small);
+    expect(await settledWithinMicrotasks(pSmall)).toBe(true);
+    const pLarge = lz4Codec.decompress(large);
+    expect(await settledWithinMicrotasks(pLarge)).toBe(false);
+    expect(Buffer.compare(await pSmall, rawSmall)).toBe(0);
+    expect(Buffer.compare(await pLarge, rawLarge)).toBe(0);
   });
 
   it('rejects a corrupt frame (a promise, never a throw), on either path', async () => {
