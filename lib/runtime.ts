@@ -91,6 +91,7 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
       bus, now, log: log.child({ component: 'processor' }),
       settings: config.processor,
       commitIntervalMs: config.processor.commitIntervalMs,
+      snapshotIntervalMs: config.processor.snapshotIntervalMs,
       checkpoints: config.bus.kind === 'memory' ? createFileCheckpointStore(join(config.dataDir, 'checkpoints')) : undefined,
       onOutcome: (outcome, n) => telemetry.processorEvents.inc({ outcome }, n),
       onCommit: (c) => {

@@ -7,9 +7,10 @@ import { planRun } from '../sim/simulate.js';
 import { readFileSync } from 'node:fs';
 import { projectPath } from '../lib/paths.js';
 import {
-  createTracker, decodeSessionState, heldAccs, decodeWindowState, diffPartition, encodeSessionState, encodeWindowState, markOf, movedSince,
-  restorePartition,
+  META_KEY, createTracker, decodeSessionState, heldAccs, decodeWindowState, diffPartition, encodeSessionState, encodeWindowState, markOf, movedSince,
+  replayInput, replayMeta, restorePartition,
 } from './changelog.js';
+import { decodeSessionEvent, encodeSessionEvent } from '../schemas/codec.js';
 import { SUM_FIELDS, emptyAcc } from './accumulator.js';
 import { framingOf } from '../schemas/framing.js';
 import { advance, applyEvent, emptyPartitionState, newDirtyAccs, type ProcessorSettings } from './partition.js';
@@ -65,6 +66,76 @@ describe('processor state changelog', () => {
     expect(ps.counters.expired).toBeGreaterThan(0);
     expect(moves).toBeGreaterThan(5);
     expect(log.some((r) => r.value.length === 0)).toBe(true);
+  });
+
+  it('rebuilds exactly the live state from a snapshot and the input and window moves logged since, after any transaction', () => {
+    const run = planRun({ views: 120, seed: 11, startMs: 1_767_225_600_000, periodMs: 60_000 });
+    const events = run.views.flatMap((v) => v.events).sort((a, b) => a.ts - b.ts)
+      .map((e) => normalizeEvent(e as BeaconEvent, undefined, { receivedAtMs: e.ts, clientHash: 'x' }));
+    // The input partition as the processor reads it: one Avro record per event.
+    const input: BusRecord[] = events.map((e, offset) => ({ topic: 'in', partition: 0, offset, key: e.sessionId, value: encodeSessionEvent(e), timestampMs: 0 }));
+    const ps = emptyPartitionState();
+    ps.dirtyAccs = newDirtyAccs();
+    ps.changed = [];
+    const tracker = createTracker(0);
+    const log: BusRecord[] = [];
+    const append = (diff: ReturnType<typeof diffPartition>): void => {
+      for (const m of diff.messages) log.push({ topic: 'cl', partition: 0, offset: log.length, key: m.key, value: m.value, timestampMs: 0 });
+      diff.commit();
+    };
+    let offset = 0;
+    let maxTs = -Infinity;
+    let snapshotAt: number | null = null;
+    let moves: Array<[number, number]> = [];
+    const replays: Array<{ records: number; advances: number }> = [];
+    const advanceLogged = (wm: number): void => {
+      const before = markOf(ps);
+      advance(ps, cfg, wm);
+      if (ps.firedBeforeMs !== before.firedBeforeMs || ps.closedBeforeMs !== before.closedBeforeMs) moves.push([offset, wm]);
+    };
+    // Batches of uneven sizes; the watermark moves after each (as a batch end does), sometimes twice
+    // at one position (a timer tick between batches), sometimes not at all; a snapshot every fifth transaction.
+    for (let b = 0, i = 0; i < events.length; b++) {
+      const size = 3 + ((b * 7919) % 37);
+      for (const e of events.slice(i, i + size)) {
+        applyEvent(ps, cfg, e, offset);
+        offset += 1;
+        maxTs = Math.max(maxTs, e.tsMs);
+      }
+      i += size;
+      if (b % 4 !== 3) advanceLogged(maxTs - 3000);
+      if (b % 3 === 0) advanceLogged(maxTs - 1000);
+      const between = snapshotAt === null || b % 5 === 0 ? null : replayMeta(tracker, { maxTsMs: maxTs, nextOffset: offset, replay: { from: snapshotAt, advances: moves } });
+      if (between === null) {
+        append(diffPartition(ps, tracker, { maxTsMs: maxTs, nextOffset: offset }));
+        snapshotAt = offset;
+        moves = [];
+      } else {
+        // Only the meta record: the changed sessions and accumulators wait for the snapshot.
+        expect(between.messages.every((m) => m.key === META_KEY)).toBe(true);
+        // Not JSON to a version that knows no replay log (it would take the snapshot for the whole state).
+        for (const m of between.messages) expect(() => JSON.parse(m.value.toString('utf8'))).toThrow(SyntaxError);
+        append(between);
+      }
+      const restored = restorePartition(0, log);
+      expect(restored.nextOffset).toBe(offset);
+      expect(restored.maxTsMs).toBe(maxTs);
+      if (restored.replay !== null) {
+        const applied = replayInput(restored.state, cfg, restored.replay, offset, input, (r) => decodeSessionEvent(r.value));
+        expect(applied).toBe(offset - restored.replay.from);
+        replays.push({ records: applied, advances: restored.replay.advances.length });
+      }
+      expect(serializePartition(restored.state)).toEqual(serializePartition(ps));
+      expect([...restored.state.sessions.keys()]).toEqual([...ps.sessions.keys()]);
+    }
+    // The replays covered input, window moves, evictions and expiries.
+    expect(replays.filter((r) => r.records > 0 && r.advances > 0).length).toBeGreaterThan(20);
+    expect(ps.counters.evicted).toBeGreaterThan(0);
+    expect(ps.counters.expired).toBeGreaterThan(0);
+    // Input the replay needs that is gone (retention) is an error, not a silently smaller state.
+    const restored = restorePartition(0, log);
+    expect(() => replayInput(restored.state, cfg, { from: offset - 10, advances: [] }, offset, input.slice(0, offset - 5), (r) => decodeSessionEvent(r.value)))
+      .toThrow(/input records .* are gone/);
   });
 
   interface Run {

@@ -1,25 +1,29 @@
 import type { BusMessage, BusRecord } from '../lib/bus/types.js';
 import { loadAvroType } from '../schemas/codec.js';
-import type { Dims } from '../schemas/events.js';
+import type { Dims, SessionEvent } from '../schemas/events.js';
 import { createAvroCodec, framingOf } from '../schemas/framing.js';
 import { SUM_FIELDS, countsOf, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
-import { accKey, emptyPartitionState, markAcc, newDirtyAccs, type DirtyAccs, type PartitionCounters, type PartitionState } from './partition.js';
+import {
+  accKey, advance, applyEvent, emptyPartitionState, markAcc, newDirtyAccs, type DirtyAccs, type PartitionCounters, type PartitionState, type ProcessorSettings,
+} from './partition.js';
 import { ACTIVE_STATES, intern, internDims, internSession, upgradeSession, withBookkeeping, type Session } from './session.js';
 import { accFromJson, type AccJson } from './snapshot.js';
 import { createSessionStateWriter, createWindowStateWriter, type SessionAvro } from './state-writer.js';
 
 /**
  * The processor's state changelog (qoe.processor-state.v1, compacted; changelog partition p holds the
- * state of input partition p). Kafka Streams style: one record per entity, written when the
- * processor changed it (see ChangelogTracker), in the same transaction as the outputs and input
- * offsets it goes with. Keys:
+ * state of input partition p). One record per entity, written when the processor changed it (see
+ * ChangelogTracker) in a snapshot — a transaction of the processor every snapshot interval, with the
+ * outputs and input offsets it goes with; the transactions in between write only the meta record,
+ * whose `replay` logs the input and window moves a restore applies again (ReplayLog). Keys:
  * - `s:<sessionId>` → the session, and `t` = offset of the input record that last moved it to the
  *   back of the partition's session map (restore rebuilds the map in that order, so expiry and
  *   eviction scan sessions exactly as the live processor did);
  * - `a:<open|corrections>:<windowStartMs>:<dimsKey>` → the window accumulator;
  * - `m` → partition meta: closedBeforeMs, firedBeforeMs, counters, max event time (for the watermark),
- *   and the next input offset the state covers (see processor.ts: a restarted owner can be handed an
- *   older committed offset than the state it restored, and skips what the state already holds);
+ *   the next input offset the state covers (see processor.ts: a restarted owner can be handed an
+ *   older committed offset than the state it restored, and skips what the state already holds), and
+ *   what to replay to get there from the snapshot;
  * - `r` → restore barrier (see processor.ts), ignored here.
  * An empty value is a tombstone (session expired, window emitted).
  *
@@ -27,9 +31,16 @@ import { createSessionStateWriter, createWindowStateWriter, type SessionAvro } f
  * schemas/state-window.avsc), written about once per input event: as JSON they were three times the
  * input's bytes and most of the Kafka path's CPU (bench/README.md). Restore also reads the JSON
  * values earlier versions wrote (told apart by the first byte); they are rewritten as Avro the next
- * time their entity changes. The meta record, one per transaction, stays JSON.
+ * time their entity changes. The meta record, one per transaction, stays JSON (behind
+ * REPLAY_META_PREFIX when it carries a replay log).
  */
 export const META_KEY = 'm';
+/**
+ * Starts a meta record that carries a replay log: versions before replay parse the meta record as
+ * plain JSON, and fail on this (their restore refuses the partition, docs/operations.md) instead of
+ * taking the snapshot for the whole state and counting less.
+ */
+export const REPLAY_META_PREFIX = 'replay:';
 export const BARRIER_KEY = 'r';
 
 export interface ChangelogMeta {
@@ -41,7 +52,28 @@ export interface ChangelogMeta {
   maxTsMs: number | null;
   /** Next input offset of the partition this state covers; absent in records written before it was kept. */
   nextOffset?: number | null;
+  /**
+   * Input the records of this changelog do not hold yet, written by the transactions between two
+   * snapshots (processor.ts): restore applies it again (replayInput). Absent or null: none. The
+   * other fields then describe the state as of the snapshot, except maxTsMs (as of nextOffset).
+   */
+  replay?: ReplayLog | null;
 }
+
+/**
+ * What turns a partition's snapshot into its state at `nextOffset`: the input records of
+ * [from, nextOffset), and the window boundary moves made among them, each as [position, watermark]:
+ * advance(watermark) after the records below `position`. The processor's state is a function of
+ * its input and these moves alone (partition.ts: applyEvent and advance read no clock), so applying
+ * them again rebuilds it exactly.
+ */
+export interface ReplayLog {
+  from: number;
+  advances: Array<[number, number]>;
+}
+
+/** The meta record's fields that describe the state itself (as of its snapshot). */
+type MetaBase = Pick<ChangelogMeta, 'v' | 'closedBeforeMs' | 'firedBeforeMs' | 'counters'>;
 
 type Table = 'open' | 'corrections';
 const TABLES = ['open', 'corrections'] as const;
@@ -179,7 +211,10 @@ export interface ChangelogTracker {
    * processor's own interned dims keys: no changelog key is built or hashed to look one up).
    */
   accs: DirtyAccs;
+  /** The meta record as last written (JSON). */
   meta: string | undefined;
+  /** The state fields of the meta record of the last snapshot: between snapshots every meta record repeats them. */
+  base: MetaBase | undefined;
 }
 
 export interface ChangelogDiff {
@@ -189,7 +224,7 @@ export interface ChangelogDiff {
 }
 
 export function createTracker(partition: number): ChangelogTracker {
-  return { partition, accs: newDirtyAccs(), meta: undefined };
+  return { partition, accs: newDirtyAccs(), meta: undefined, base: undefined };
 }
 
 const sessionKey = (id: string): string => `s:${id}`;
@@ -251,16 +286,17 @@ export function diffPartition(
     }
     dirty?.clear();
   }
-  const meta = JSON.stringify({
+  const base: MetaBase = {
     v: 1, closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null,
-    firedBeforeMs: Number.isFinite(ps.firedBeforeMs) ? ps.firedBeforeMs : null, counters: ps.counters, maxTsMs: opts.maxTsMs,
-    nextOffset: opts.nextOffset,
-  } satisfies ChangelogMeta);
+    firedBeforeMs: Number.isFinite(ps.firedBeforeMs) ? ps.firedBeforeMs : null, counters: { ...ps.counters },
+  };
+  const meta = JSON.stringify({ ...base, maxTsMs: opts.maxTsMs, nextOffset: opts.nextOffset } satisfies ChangelogMeta);
   const metaChanged = meta !== t.meta;
   if (metaChanged) messages.push({ key: META_KEY, value: Buffer.from(meta), partition });
   return {
     messages,
     commit() {
+      t.base = base;
       if (metaChanged) t.meta = meta;
       for (const s of written) s.logged = true;
       for (const { table, w, k, gone } of accs) {
@@ -275,6 +311,64 @@ export function diffPartition(
   };
 }
 
+/**
+ * The changelog record of a transaction between snapshots: the meta record only — the last
+ * snapshot's state fields, and the input and window moves since it (`replay`) that restore applies
+ * again. The sessions and accumulators that changed stay marked for the next snapshot (diffPartition).
+ * Null: the partition has no snapshot yet (its first transaction must be one).
+ */
+export function replayMeta(
+  t: ChangelogTracker, opts: { maxTsMs: number | null; nextOffset: number; replay: ReplayLog },
+): ChangelogDiff | null {
+  const base = t.base;
+  if (base === undefined) return null;
+  const meta = REPLAY_META_PREFIX + JSON.stringify({ ...base, maxTsMs: opts.maxTsMs, nextOffset: opts.nextOffset, replay: opts.replay } satisfies ChangelogMeta);
+  return {
+    messages: meta === t.meta ? [] : [{ key: META_KEY, value: Buffer.from(meta), partition: t.partition }],
+    commit() {
+      t.meta = meta;
+    },
+  };
+}
+
+/**
+ * Applies input a restored state does not hold yet (its meta record's `replay`, see ReplayLog):
+ * `records` are the input partition's from `replay.from` on (those at or past `nextOffset` are
+ * ignored). Outputs and dead letters are not made again: they committed with the transactions that
+ * logged this input. Throws when the records do not reach `nextOffset` (input deleted before it
+ * was replayed: the topic's retention is shorter than the snapshot interval). Returns how many
+ * records were applied.
+ */
+export function replayInput(
+  ps: PartitionState, cfg: ProcessorSettings, replay: ReplayLog, nextOffset: number,
+  records: readonly BusRecord[], decode: (r: BusRecord) => SessionEvent | null,
+): number {
+  let next = 0;
+  const advanceTo = (position: number): void => {
+    for (; next < replay.advances.length && (replay.advances[next] as [number, number])[0] <= position; next++) {
+      advance(ps, cfg, (replay.advances[next] as [number, number])[1]);
+    }
+  };
+  let applied = 0;
+  let last = replay.from - 1;
+  for (const r of records) {
+    if (r.offset < replay.from) continue;
+    if (r.offset >= nextOffset) break;
+    advanceTo(r.offset);
+    last = r.offset;
+    // An undecodable record was dead-lettered the first time and changed nothing.
+    const e = decode(r);
+    if (e === null) continue;
+    applyEvent(ps, cfg, e, r.offset);
+    applied += 1;
+  }
+  if (last < nextOffset - 1) {
+    throw new Error(`input records ${last + 1}..${nextOffset - 1} are gone: the state cannot be rebuilt from its snapshot`);
+  }
+  advanceTo(nextOffset);
+  return applied;
+}
+
 /** How many accumulators the changelog holds a value for. */
 export function heldAccs(t: ChangelogTracker): number {
   let n = 0;
@@ -286,8 +380,10 @@ export interface RestoredPartition {
   state: PartitionState;
   tracker: ChangelogTracker;
   maxTsMs: number | null;
-  /** The next input offset the restored state covers (null: not recorded). */
+  /** The next input offset the restored state covers once `replay` is applied (null: not recorded). */
   nextOffset: number | null;
+  /** Input to apply again (replayInput) before the state covers nextOffset; null: none. */
+  replay: ReplayLog | null;
 }
 
 /** Rebuilds a partition's state from its changelog records (offset order; the last value per key wins). */
@@ -305,18 +401,21 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   const tracker = createTracker(partition);
   let maxTsMs: number | null = null;
   let nextOffset: number | null = null;
+  let replay: ReplayLog | null = null;
   const sessions: Array<{ t: number; s: Session }> = [];
   // Meta first: sessions at the fired boundary take it from there.
   const meta = latest.get(META_KEY);
   if (meta !== undefined) {
     const text = meta.toString('utf8');
-    const m = JSON.parse(text) as ChangelogMeta;
+    const m = JSON.parse(text.startsWith(REPLAY_META_PREFIX) ? text.slice(REPLAY_META_PREFIX.length) : text) as ChangelogMeta;
     state.closedBeforeMs = m.closedBeforeMs ?? -Infinity;
     state.firedBeforeMs = m.firedBeforeMs ?? state.closedBeforeMs;
     state.counters = m.counters;
     maxTsMs = m.maxTsMs;
     nextOffset = m.nextOffset ?? null;
+    replay = m.replay ?? null;
     tracker.meta = text;
+    tracker.base = { v: 1, closedBeforeMs: m.closedBeforeMs, firedBeforeMs: m.firedBeforeMs ?? m.closedBeforeMs, counters: { ...m.counters } };
   }
   for (const [key, buf] of latest) {
     if (key.startsWith('s:')) {
@@ -335,5 +434,5 @@ export function restorePartition(partition: number, records: readonly BusRecord[
   // From here on, diffs take only the accumulators and sessions that changed.
   state.dirtyAccs = newDirtyAccs();
   state.changed = [];
-  return { state, tracker, maxTsMs, nextOffset };
+  return { state, tracker, maxTsMs, nextOffset, replay };
 }

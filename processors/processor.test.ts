@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { createMemoryBus } from '../lib/bus/memory.js';
 import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
+import type { Bus } from '../lib/bus/types.js';
 import { silentLogger } from '../lib/logger.js';
 import { encodeSessionEvent } from '../schemas/codec.js';
 import { emptyDims, type EventType, type SessionEvent } from '../schemas/events.js';
@@ -181,7 +182,10 @@ describe('processor with a changelog: restored state and an older committed offs
     const all = await bus.readPartition(TOPICS.processorState, 0, 0);
     const barriers = all.flatMap((r, i) => (r.key === BARRIER_KEY ? [i] : []));
     expect(barriers).toHaveLength(2);
-    expect(restores).toEqual([{ partition: 0, records: 1, seconds: expect.any(Number) }, { partition: 0, records: (barriers[1] ?? 0) + 1, seconds: expect.any(Number) }]);
+    expect(restores).toEqual([
+      { partition: 0, records: 1, replayed: 0, seconds: expect.any(Number) },
+      { partition: 0, records: (barriers[1] ?? 0) + 1, replayed: 0, seconds: expect.any(Number) },
+    ]);
     await holder.close();
     await bus.close();
   });
@@ -246,6 +250,87 @@ describe('processor with a changelog: input committed with the next transaction 
     expect(commits).toHaveLength(1);
     await p.stop();
     await bus.close();
+  });
+});
+
+describe('processor with a changelog: snapshots, and input replayed on restore', () => {
+  it('rebuilds its state after a failed transaction from the last snapshot and the input logged since: counted once', async () => {
+    const inner = createMemoryBus({ maxBacklog: 10_000 });
+    await inner.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics, TOPICS.processorState].map((topic) => ({ topic, partitions: 1 })));
+    // A processor transaction fails once on demand (as when a broker fences or times it out).
+    let failNext = false;
+    const bus: Bus = {
+      ...inner,
+      producer(opts) {
+        const p = inner.producer(opts);
+        return {
+          ...p,
+          async sendWithOffsets(batches, groupId, offsets) {
+            if (failNext && opts?.transactionalId !== undefined) {
+              failNext = false;
+              throw new Error('injected transaction failure');
+            }
+            await p.sendWithOffsets(batches, groupId, offsets);
+          },
+        };
+      },
+    };
+    let clock = T;
+    let jumpedAt = 0;
+    const commits: ProcessorCommit[] = [];
+    const restores: Array<{ partition: number; records: number; replayed: number }> = [];
+    const p = createProcessor({
+      bus, log: silentLogger(), now: () => clock + (jumpedAt === 0 ? 0 : Date.now() - jumpedAt), tickMs: 20, changelog: true, instanceId: 'r',
+      commitIntervalMs: 0, snapshotIntervalMs: 600_000, onCommit: (c) => commits.push(c), onRestore: (r) => restores.push(r),
+      settings: {
+        windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
+        maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 3_600_000,
+      },
+    });
+    // Another group that reads the input and never commits: the memory bus keeps the records (Kafka: retention).
+    const holder = inner.consumer({ groupId: 'holder', topics: [TOPICS.beacons], autoCommit: false });
+    await holder.run({ eachBatch: async () => undefined });
+    await p.start();
+    const producer = bus.producer();
+    const events = (): number => [...p.partitions().values()].reduce((n, ps) => n + ps.counters.events, 0);
+    // View i: 10 s of playing from T + 10 s × i; each view's events move the watermark past the previous view's window.
+    const sendView = async (i: number): Promise<void> => {
+      const t0 = T + i * 10_000;
+      const list = [ev(`s${i}`, 0, t0, 'play_request'), ev(`s${i}`, 1, t0, 'first_frame'), ev(`s${i}`, 2, t0 + 10_000, 'ended')];
+      await producer.send(TOPICS.beacons, list.map((e) => ({ key: e.sessionId, value: encodeSessionEvent(e) })));
+    };
+    const VIEWS = 8;
+    for (let i = 0; i < VIEWS - 1; i++) {
+      const before = events();
+      await sendView(i);
+      await waitFor(() => events() === before + 3);
+    }
+    await waitFor(() => commits.length >= VIEWS - 1);
+    // The first transaction is the snapshot; the ones after it wrote only the meta record (the replay log).
+    expect(commits[0]?.changelogRecords).toBeGreaterThan(1);
+    expect(commits.slice(1).every((c) => c.changelogRecords === 1)).toBe(true);
+    expect(commits.slice(1).some((c) => c.windowRows > 0)).toBe(true);
+    // The next transaction fails: the processor drops its state and restores the partition.
+    failNext = true;
+    await sendView(VIEWS - 1);
+    await waitFor(() => restores.length === 2 && p.partitions().size === 1 && events() >= 3);
+    // Restored from the snapshot plus the input since it (views 1.. up to the failed batch, not included).
+    expect(restores[1]?.replayed).toBe(3 * (VIEWS - 2));
+    // Then every window closes and every session expires.
+    clock = T + 10 * 3_600_000;
+    jumpedAt = Date.now();
+    await waitFor(() => [...p.partitions().values()].every((ps) => ps.sessions.size === 0 && ps.open.size === 0 && ps.corrections.size === 0));
+    await new Promise((r) => setTimeout(r, 100));
+    await p.stop();
+    const rows = (await inner.readPartition(TOPICS.metrics, 0, 0)).map((r) => decodeMetricsRecord(r.value));
+    const total = (f: string): number => rows.reduce((n, r) => n + Number(r[f]), 0);
+    expect(total('attempts')).toBe(VIEWS);
+    expect(total('plays')).toBe(VIEWS);
+    expect(total('ended')).toBe(VIEWS);
+    expect(total('playing_ms')).toBe(VIEWS * 10_000);
+    expect(await inner.readPartition(TOPICS.beaconsDlq, 0, 0)).toEqual([]);
+    await holder.close();
+    await inner.close();
   });
 });
 

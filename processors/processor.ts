@@ -8,7 +8,9 @@ import type { SessionEvent } from '../schemas/events.js';
 import { advance, applyEvent, emptyPartitionState, type PartitionState, type ProcessorSettings } from './partition.js';
 import { encodeMetricsRecord, toMetricsRecord } from './metrics-record.js';
 import { deserializePartition, serializePartition, type CheckpointStore } from './snapshot.js';
-import { BARRIER_KEY, diffPartition, markOf, movedSince, restorePartition, type ChangelogTracker } from './changelog.js';
+import {
+  BARRIER_KEY, diffPartition, markOf, movedSince, replayInput, replayMeta, restorePartition, type ChangelogDiff, type ChangelogTracker,
+} from './changelog.js';
 import {
   createWatermarkTracker, currentWatermark, forgetPartition, markCaughtUp, observeEventTime, trackPartition, type WatermarkSettings,
 } from './watermark.js';
@@ -21,10 +23,12 @@ import {
  * With the changelog (distributed runtime; see processors/changelog.ts and docs/architecture.md
  * "Output and exactly-once"), each input partition p has its own transactional producer
  * (`qoe-processor-p<p>`: a new owner of p fences a zombie one) and every transaction for p carries
- * p's outputs, p's changed state (changelog partition p) and p's input offset — batches and the
- * watermark ticks alike. On assignment, p's producer commits a barrier record to the changelog
- * (which also fences and aborts what a previous owner left open) and p's state is read back up to
- * the barrier before p's first batch. If a transaction fails, the in-memory state is ahead of what
+ * p's outputs, p's input offset and p's changelog records (changelog partition p) — batches and the
+ * watermark ticks alike: every snapshotIntervalMs a snapshot of the state that changed, in between
+ * only the meta record logging what a restore must replay on top of it (changelog.ts ReplayLog).
+ * On assignment, p's producer commits a barrier record to the changelog (which also fences and
+ * aborts what a previous owner left open) and p's state is read back up to the barrier, and the
+ * input logged since its snapshot applied again, before p's first batch. If a transaction fails, the in-memory state is ahead of what
  * committed: the consumer is closed and started again, so every partition is restored from the
  * changelog and re-read from its committed offset.
  * The changelog also records the next input offset each state covers. The group's committed offset
@@ -54,11 +58,18 @@ export interface ProcessorDeps {
    * or stop — so a session its events touch in several batches is written to the changelog once.
    */
   commitIntervalMs?: number;
+  /**
+   * With the changelog: how often a partition's changed sessions and accumulators are written to it
+   * (default 30000 ms). In between, a transaction writes only the meta record: the input and the
+   * window moves since the last snapshot, which a restore applies again (changelog.ts ReplayLog).
+   * Longer = fewer changelog records per event, more input read again after a crash.
+   */
+  snapshotIntervalMs?: number;
   onOutcome?: (outcome: Outcome, n: number) => void;
   /** After each send of outputs that succeeded: a partition's transaction (Kafka) or the outputs' send (memory bus). */
   onCommit?: (c: ProcessorCommit) => void;
   /** After a partition's state was restored from its changelog (Kafka). */
-  onRestore?: (c: { partition: number; seconds: number; records: number }) => void;
+  onRestore?: (c: { partition: number; seconds: number; records: number; replayed: number }) => void;
   /**
    * A batch, tick or (re)assignment that runs longer than this is logged as stalled, again every
    * this long while it lasts (default 30000 ms): everything else waits behind it.
@@ -86,6 +97,10 @@ export interface Processor {
   /** Records on its input topics not yet committed. */
   lag(): Promise<number>;
 }
+
+/** Window moves, and input offsets, a partition's changelog may log before it takes a snapshot: restore applies them again. */
+const MAX_REPLAY_ADVANCES = 64;
+const MAX_REPLAY_OFFSETS = 500_000;
 
 /** Records a batch processes between yields to the event loop (~0.1 s of work). */
 const YIELD_EVERY = 5000;
@@ -115,6 +130,23 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const u = uncommitted.get(partition);
     return u !== undefined && t - u.sinceMs >= commitIntervalMs;
   };
+  const snapshotIntervalMs = deps.snapshotIntervalMs ?? 30_000;
+  /**
+   * Input partition → its last snapshot in the changelog: the input offset the state written there
+   * covers (null: none yet) and when it was taken (Date.now()). Transactions in between log what a
+   * restore must apply again: the input since `offset`, and the window moves in `advances`.
+   */
+  const snapshots = new Map<number, { offset: number | null; atMs: number }>();
+  /** Input partition → window moves since its last snapshot, as [input position, watermark] (changelog.ts ReplayLog). */
+  const advances = new Map<number, Array<[number, number]>>();
+  /** The offset after the last input record of the partition processed (null: none yet). */
+  const position = (partition: number): number | null => uncommitted.get(partition)?.offset ?? nextInput.get(partition) ?? null;
+  /** Whether the partition's changelog state lags its state here (input or window moves since its last snapshot). */
+  const sinceSnapshot = (partition: number): boolean => {
+    const snap = snapshots.get(partition);
+    return snap !== undefined && (snap.offset !== position(partition) || (advances.get(partition)?.length ?? 0) > 0);
+  };
+  const snapshotDue = (partition: number, t: number): boolean => sinceSnapshot(partition) && t - (snapshots.get(partition)?.atMs ?? t) >= snapshotIntervalMs;
   const producers = new Map<number, BusProducer>();
   const tracker = createWatermarkTracker();
   const scratch = blankSessionEvent();
@@ -200,7 +232,16 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   }
 
   function windowMessages(partition: number, ps: PartitionState, wm: number): BusMessage[] {
-    return advance(ps, settings, wm).map((o) => ({
+    const fired = ps.firedBeforeMs;
+    const closed = ps.closedBeforeMs;
+    const out = advance(ps, settings, wm);
+    // A move of the window boundaries is logged for replay (advance() changes nothing otherwise).
+    if (useChangelog && (ps.firedBeforeMs !== fired || ps.closedBeforeMs !== closed)) {
+      let moves = advances.get(partition);
+      if (moves === undefined) advances.set(partition, (moves = []));
+      moves.push([position(partition) ?? -1, wm]);
+    }
+    return out.map((o) => ({
       key: `${o.windowStartMs}:${partition}`,
       value: encodeMetricsRecord(toMetricsRecord(o, settings.windowMs, partition)),
     }));
@@ -234,10 +275,12 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   }
 
   /**
-   * The transaction of one partition: outputs, the changelog records for what changed since the
-   * last one (the state's marks), and the input offset of what it processed since (none: nothing).
+   * The transaction of one partition: outputs, the input offset of what it processed since the last
+   * one (none: nothing), and its changelog records — a snapshot (what changed since the last one,
+   * from the state's marks) when `snapshot` is set or one is due, else only the meta record with
+   * what a restore must replay on top of the last snapshot.
    */
-  async function commitPartition(partition: number, outputs: TopicMessages[]): Promise<void> {
+  async function commitPartition(partition: number, outputs: TopicMessages[], snapshot = false): Promise<void> {
     const ps = stateOf(partition);
     const t = trackers.get(partition);
     const input = uncommitted.get(partition);
@@ -249,7 +292,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       return;
     }
     const nextOffset = offset ?? nextInput.get(partition) ?? null;
-    const diff = diffPartition(ps, t, { maxTsMs: tracker.partitions.get(partition)?.maxTsMs ?? null, nextOffset });
+    const maxTsMs = tracker.partitions.get(partition)?.maxTsMs ?? null;
+    const snap = snapshots.get(partition);
+    const moves = advances.get(partition) ?? [];
+    const taken = moves.length;
+    let diff: ChangelogDiff | null = null;
+    if (!snapshot && nextOffset !== null && snap?.offset != null && Date.now() - snap.atMs < snapshotIntervalMs
+      && taken <= MAX_REPLAY_ADVANCES && nextOffset - snap.offset <= MAX_REPLAY_OFFSETS) {
+      diff = replayMeta(t, { maxTsMs, nextOffset, replay: { from: snap.offset, advances: moves } });
+    }
+    const snapshotted = diff === null;
+    diff ??= diffPartition(ps, t, { maxTsMs, nextOffset });
     const batches = [...outputs, { topic: TOPICS.processorState, messages: diff.messages }].filter((b) => b.messages.length > 0);
     if (batches.length === 0 && offsets.length === 0) return;
     const t0 = performance.now();
@@ -265,6 +318,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       deps.onCommit({ seconds: (performance.now() - t0) / 1000, windowRows: countOf(batches, TOPICS.metrics), changelogRecords: diff.messages.length, changelogBytes });
     }
     diff.commit();
+    if (snapshotted) {
+      snapshots.set(partition, { offset: nextOffset, atMs: Date.now() });
+      moves.splice(0, taken);
+    }
     if (offset !== undefined) nextInput.set(partition, offset);
     if (uncommitted.get(partition) === input) uncommitted.delete(partition);
   }
@@ -352,9 +409,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     for (const [partition, ps] of states) {
       const before = markOf(ps);
       const metrics = windowMessages(partition, ps, wm);
-      const input = flush ? uncommitted.has(partition) : due(partition, t);
+      const input = flush ? uncommitted.has(partition) || sinceSnapshot(partition) : due(partition, t) || snapshotDue(partition, t);
       if (metrics.length === 0 && !movedSince(before, ps) && !input) continue;
-      commits.push(commitPartition(partition, [{ topic: TOPICS.metrics, messages: metrics }]));
+      // Flushing (stop) leaves a snapshot: the next owner reads no input again.
+      commits.push(commitPartition(partition, [{ topic: TOPICS.metrics, messages: metrics }], flush));
     }
     await Promise.all(commits);
   }
@@ -377,18 +435,44 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       log.error({ err, partition, records: records.length }, 'could not restore processor state from the changelog');
       throw err;
     }
+    // The input (and window moves) logged since the snapshot, applied again: the state then covers nextOffset.
+    const { replay, nextOffset } = restored;
+    let replayed = 0;
+    if (replay !== null && nextOffset !== null) {
+      const input = nextOffset > replay.from
+        ? await step(`reading the input of partition ${partition} to replay`, () => read(TOPICS.beacons, partition, replay.from, (r) => r.offset >= nextOffset - 1))
+        : [];
+      const event = blankSessionEvent();
+      const decode = (r: BusRecord): SessionEvent | null => {
+        try {
+          return decodeSessionEvent(r.value, event);
+        } catch {
+          return null;
+        }
+      };
+      try {
+        replayed = replayInput(restored.state, settings, replay, nextOffset, input, decode);
+      } catch (err) {
+        log.error({ err, partition, from: replay.from, nextOffset }, 'could not replay the input logged since the last snapshot');
+        throw err;
+      }
+    }
     states.set(partition, restored.state);
     trackers.set(partition, restored.tracker);
-    if (restored.nextOffset === null) nextInput.delete(partition);
-    else nextInput.set(partition, restored.nextOffset);
+    if (nextOffset === null) nextInput.delete(partition);
+    else nextInput.set(partition, nextOffset);
+    // What the changelog's records hold; after a replay the next chance takes a snapshot (a restore
+    // after the next crash reads no more input than this one did).
+    snapshots.set(partition, { offset: replay?.from ?? nextOffset, atMs: replayed > 0 || (replay?.advances.length ?? 0) > 0 ? -Infinity : Date.now() });
+    advances.set(partition, replay?.advances.slice() ?? []);
     // Held back by this partition until it has data (or goes idle): a partition read late must not
     // find its windows closed. Lagging until onAssign has read the input lag, and until its first
     // batch if that read fails: taken for caught up, a partition waiting for its first batch went
     // idle after idlePartitionMs and let the watermark run past the backlog about to be read, to the
     // wall clock if every partition was quiet (all of it late).
     trackPartition(tracker, partition, restored.maxTsMs ?? -Infinity, now(), true);
-    log.info({ partition, records: records.length, sessions: restored.state.sessions.size, ms: Date.now() - t0 }, 'restored processor state from the changelog');
-    deps.onRestore?.({ partition, seconds: (Date.now() - t0) / 1000, records: records.length });
+    log.info({ partition, records: records.length, replayed, sessions: restored.state.sessions.size, ms: Date.now() - t0 }, 'restored processor state from the changelog');
+    deps.onRestore?.({ partition, seconds: (Date.now() - t0) / 1000, records: records.length, replayed });
   }
 
   async function onAssign(partitions: TopicPartition[]): Promise<void> {
@@ -418,6 +502,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     trackers.delete(partition);
     nextInput.delete(partition);
     uncommitted.delete(partition);
+    snapshots.delete(partition);
+    advances.delete(partition);
     forgetPartition(tracker, partition);
     const p = producers.get(partition);
     producers.delete(partition);
@@ -425,9 +511,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   }
 
   async function onRevoke(partitions: TopicPartition[]): Promise<void> {
-    // Input processed since the last transaction: committed now, or the next owner processes it again.
+    // Input processed since the last transaction: committed now, or the next owner processes it
+    // again; with a snapshot, so that the next owner reads no input again to restore the state.
     if (useChangelog && !broken) {
-      await Promise.all(partitions.filter((p) => uncommitted.has(p.partition) && states.has(p.partition)).map((p) => commitPartition(p.partition, [])));
+      await Promise.all(partitions.filter((p) => (uncommitted.has(p.partition) || sinceSnapshot(p.partition)) && states.has(p.partition))
+        .map((p) => commitPartition(p.partition, [], true)));
     }
     for (const { partition } of partitions) {
       const ps = states.get(partition);

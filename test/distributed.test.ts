@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -222,6 +222,14 @@ describe.skipIf(skip !== undefined)('distributed runtime: exactly-once across ki
     got = await totals(store);
     if (JSON.stringify(got) !== JSON.stringify(expected)) console.log(`distributed: totals differ; state at the end:\n${await diagnose(store, [processor, sink])}`);
     expect(got).toEqual(expected);
+    // The restarted processors rebuilt their state from a snapshot plus the input logged since it
+    // (QOE_PROCESSOR_SNAPSHOT_INTERVAL_MS, 30 s by default, is longer than the time between kills);
+    // read once every start has restored (right after the last kill, its restore may be to come).
+    const replayed = (await Promise.all((await readdir(dir)).filter((f) => /^processor-\d+\.log$/.test(f)).map((f) => readFile(join(dir, f), 'utf8'))))
+      .flatMap((text) => text.split('\n'))
+      .filter((l) => l.includes('restored processor state from the changelog'))
+      .map((l) => Number(/"replayed":(\d+)/.exec(l)?.[1] ?? 0));
+    expect(replayed.some((n) => n > 0)).toBe(true);
     const [dead] = await store.query<{ n: string }>('SELECT toString(count()) AS n FROM qoe_dead_letters');
     expect(Number(dead?.n ?? 0)).toBe(0);
   }
