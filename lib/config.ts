@@ -48,6 +48,8 @@ export const CONFIG_SPEC = {
   maxClockAheadMs: { env: 'QOE_MAX_CLOCK_AHEAD_MS', default: '5000', doc: 'a client clock ahead of server time by more than this is corrected; no event time passes receive time + this (ms)' },
   commitIntervalMs: { env: 'QOE_PROCESSOR_COMMIT_INTERVAL_MS', default: '1000', doc: 'Kafka: the longest processed input waits for its transaction when no window fires (ms); longer = fewer transactions and changelog records, more input read again after a crash' },
   snapshotIntervalMs: { env: 'QOE_PROCESSOR_SNAPSHOT_INTERVAL_MS', default: '30000', doc: 'Kafka: how often a processor partition writes its changed sessions and windows to the changelog (ms); in between a transaction logs only the input and window moves since, which a restore after a crash reads and applies again. Longer = fewer changelog records per event, longer restores' },
+  fetchMinBytes: { env: 'QOE_PROCESSOR_FETCH_MIN_BYTES', default: '131072', doc: 'Kafka: a processor fetch of input returns once this many bytes (as stored, compressed) are ready, or after QOE_PROCESSOR_FETCH_MAX_WAIT_MS; fewer, larger batches when input arrives as a stream (1 = at once)' },
+  fetchMaxWaitMs: { env: 'QOE_PROCESSOR_FETCH_MAX_WAIT_MS', default: '200', doc: 'Kafka: longest a processor fetch waits for QOE_PROCESSOR_FETCH_MIN_BYTES (ms): what it can add to the freshness of a window under light traffic' },
   ebvsMinMs: { env: 'QOE_EBVS_MIN_MS', default: '0', doc: 'exits before video start shorter than this are not scored as EBVS (Mux uses 1000)' },
   sinkBatchRows: { env: 'QOE_SINK_BATCH_ROWS', default: '5000', doc: 'rows per ClickHouse insert' },
   sinkFlushMs: { env: 'QOE_SINK_FLUSH_MS', default: '1000', doc: 'longest a row waits before insert (ms)' },
@@ -91,6 +93,8 @@ export interface Config {
     ebvsMinMs: number;
     commitIntervalMs: number;
     snapshotIntervalMs: number;
+    fetchMinBytes: number;
+    fetchMaxWaitMs: number;
   };
   sink: { batchRows: number; flushMs: number };
   privacy: { ipHashSecret: string };
@@ -233,6 +237,8 @@ export function loadConfig(env: Env = process.env): Config {
       ebvsMinMs: int(env, 'ebvsMinMs', 0, 600_000),
       commitIntervalMs: int(env, 'commitIntervalMs', 0, 600_000),
       snapshotIntervalMs: int(env, 'snapshotIntervalMs', 0, 3_600_000),
+      fetchMinBytes: int(env, 'fetchMinBytes', 1, 64 * 1024 * 1024),
+      fetchMaxWaitMs: int(env, 'fetchMaxWaitMs', 0, 30_000),
     },
     sink: { batchRows: int(env, 'sinkBatchRows', 1, 1_000_000), flushMs: int(env, 'sinkFlushMs', 10, 600_000) },
     privacy: { ipHashSecret: raw(env, 'ipHashSecret') || randomBytes(32).toString('hex') },

@@ -92,6 +92,7 @@ export async function startRuntime(config: Config, log: Logger, opts: RuntimeOpt
       settings: config.processor,
       commitIntervalMs: config.processor.commitIntervalMs,
       snapshotIntervalMs: config.processor.snapshotIntervalMs,
+      fetch: { minBytes: config.processor.fetchMinBytes, maxWaitMs: config.processor.fetchMaxWaitMs },
       checkpoints: config.bus.kind === 'memory' ? createFileCheckpointStore(join(config.dataDir, 'checkpoints')) : undefined,
       onOutcome: (outcome, n) => telemetry.processorEvents.inc({ outcome }, n),
       onCommit: (c) => {

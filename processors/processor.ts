@@ -65,6 +65,11 @@ export interface ProcessorDeps {
    * Longer = fewer changelog records per event, more input read again after a crash.
    */
   snapshotIntervalMs?: number;
+  /**
+   * Kafka: a fetch of input waits until `minBytes` are ready or `maxWaitMs` passed (ConsumerOptions).
+   * Default: return as soon as anything is.
+   */
+  fetch?: { minBytes: number; maxWaitMs: number };
   onOutcome?: (outcome: Outcome, n: number) => void;
   /** After each send of outputs that succeeded: a partition's transaction (Kafka) or the outputs' send (memory bus). */
   onCommit?: (c: ProcessorCommit) => void;
@@ -165,7 +170,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   // Embedded, a chunk is processed without yielding: small ones keep ingest responsive.
   const maxBatchSize = bus.kind === 'kafka' ? Number.MAX_SAFE_INTEGER : 2000;
   const maxBytesPerPartition = bus.kind === 'kafka' ? 10 * 1024 * 1024 : undefined;
-  const newConsumer = (): BusConsumer => bus.consumer({ groupId: group, topics: [TOPICS.beacons], autoCommit: false, maxBatchSize, maxBytesPerPartition });
+  const newConsumer = (): BusConsumer => bus.consumer({
+    groupId: group, topics: [TOPICS.beacons], autoCommit: false, maxBatchSize, maxBytesPerPartition,
+    ...(deps.fetch === undefined ? {} : { minBytes: deps.fetch.minBytes, maxWaitMs: deps.fetch.maxWaitMs }),
+  });
   let consumer = newConsumer();
   const shared = useChangelog ? undefined : bus.producer({ transactionalId: `qoe-processor-${deps.instanceId ?? 'embedded'}` });
   let timer: NodeJS.Timeout | undefined;

@@ -330,6 +330,25 @@ describe.skipIf(skip !== undefined)('kafka bus (real broker)', () => {
     await producer.close();
   });
 
+  it('a fetch with minBytes waits up to maxWaitMs for more: a trickle of records comes in a few large batches', async () => {
+    const topic = uid('t');
+    await bus.createTopics([{ topic, partitions: 1 }]);
+    const producer = bus.producer();
+    const batches: number[] = [];
+    const consumer = bus.consumer({ groupId: uid('g'), topics: [topic], minBytes: 1024 * 1024, maxWaitMs: 1000 });
+    consumers.push(consumer);
+    await consumer.run({ eachBatch: async (b) => void batches.push(b.records.length) });
+    // 40 records, one every 50 ms: each fetch waits its full second (1 MiB never comes), so about 20 per batch.
+    for (let i = 0; i < 40; i++) {
+      await producer.send(topic, [{ key: 'k', value: value(String(i)) }]);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await waitFor('every record', () => batches.reduce((a, b) => a + b, 0) === 40);
+    expect(batches.length).toBeLessThanOrEqual(5);
+    expect(Math.max(...batches)).toBeGreaterThanOrEqual(10);
+    await producer.close();
+  });
+
   it('wraps an unreachable cluster as a retriable QOE_ERR_BUS_UNAVAILABLE', async () => {
     const dead = createKafkaBus({ brokers: ['127.0.0.1:1'], clientId: 'dead', log: silentLogger(), retries: 0, connectionTimeoutMs: 300 });
     const err = await dead.createTopics([{ topic: uid('t'), partitions: 1 }]).catch((e: unknown) => e);

@@ -112,7 +112,8 @@ export function createKafkaConsumer(deps: KafkaConsumerDeps, opts: ConsumerOptio
         allowAutoTopicCreation: false,
         sessionTimeout: deps.sessionTimeoutMs,
         heartbeatInterval: deps.heartbeatIntervalMs,
-        maxWaitTimeInMs: deps.maxWaitMs,
+        maxWaitTimeInMs: opts.maxWaitMs ?? deps.maxWaitMs,
+        minBytes: opts.minBytes ?? 1,
         ...(opts.maxBytesPerPartition === undefined ? {} : { maxBytesPerPartition: opts.maxBytesPerPartition }),
         retry: { retries: deps.retries },
       });

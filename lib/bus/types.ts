@@ -126,6 +126,14 @@ export interface ConsumerOptions {
    * records of one partition's batch. Default 1 MiB (kafkajs's). A fetch takes at most 10 MiB in all.
    */
   maxBytesPerPartition?: number;
+  /**
+   * Kafka: a fetch returns once this many bytes (as stored) are ready across its partitions, or
+   * after `maxWaitMs`. Default 1: as soon as anything is. More = fewer, larger batches when the
+   * input trickles in, for up to `maxWaitMs` more latency.
+   */
+  minBytes?: number;
+  /** Kafka: longest a fetch waits (for `minBytes`, or for any data). Default: the bus's (1000 ms). */
+  maxWaitMs?: number;
 }
 
 export interface BusConsumer {
