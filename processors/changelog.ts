@@ -28,8 +28,8 @@ import { createSessionStateWriter, createWindowStateWriter, type SessionAvro } f
  * An empty value is a tombstone (session expired, window emitted).
  *
  * Values: sessions and accumulators are Avro, single-object encoded (schemas/state-session.avsc,
- * schemas/state-window.avsc), written about once per input event: as JSON they were three times the
- * input's bytes and most of the Kafka path's CPU (bench/README.md). Restore also reads the JSON
+ * schemas/state-window.avsc), written about once per input event before snapshots (0.2 live with
+ * them): as JSON they were three times the input's bytes and most of the Kafka path's CPU (bench/README.md). Restore also reads the JSON
  * values earlier versions wrote (told apart by the first byte); they are rewritten as Avro the next
  * time their entity changes. The meta record, one per transaction, stays JSON (behind
  * REPLAY_META_PREFIX when it carries a replay log).
@@ -286,10 +286,7 @@ export function diffPartition(
     }
     dirty?.clear();
   }
-  const base: MetaBase = {
-    v: 1, closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null,
-    firedBeforeMs: Number.isFinite(ps.firedBeforeMs) ? ps.firedBeforeMs : null, counters: { ...ps.counters },
-  };
+  const base = metaBaseOf(ps);
   const meta = JSON.stringify({ ...base, maxTsMs: opts.maxTsMs, nextOffset: opts.nextOffset } satisfies ChangelogMeta);
   const metaChanged = meta !== t.meta;
   if (metaChanged) messages.push({ key: META_KEY, value: Buffer.from(meta), partition });
@@ -309,6 +306,23 @@ export function diffPartition(
       }
     },
   };
+}
+
+function metaBaseOf(ps: PartitionState): MetaBase {
+  return {
+    v: 1, closedBeforeMs: Number.isFinite(ps.closedBeforeMs) ? ps.closedBeforeMs : null,
+    firedBeforeMs: Number.isFinite(ps.firedBeforeMs) ? ps.firedBeforeMs : null, counters: { ...ps.counters },
+  };
+}
+
+/**
+ * Takes `ps` — a partition that has no snapshot yet, as it is before its first input record — for
+ * its first snapshot without writing one: replay logs then start from it (a restore finds no
+ * session or accumulator record, and replays the input from that record on). Without this, a new
+ * partition's first transaction wrote everything it touched (a whole first fetch, on a backlog).
+ */
+export function snapshotFromEmpty(t: ChangelogTracker, ps: PartitionState): void {
+  if (t.base === undefined) t.base = metaBaseOf(ps);
 }
 
 /**

@@ -9,7 +9,7 @@ import { advance, applyEvent, emptyPartitionState, type PartitionState, type Pro
 import { encodeMetricsRecord, toMetricsRecord } from './metrics-record.js';
 import { deserializePartition, serializePartition, type CheckpointStore } from './snapshot.js';
 import {
-  BARRIER_KEY, diffPartition, markOf, movedSince, replayInput, replayMeta, restorePartition, type ChangelogDiff, type ChangelogTracker,
+  BARRIER_KEY, diffPartition, markOf, movedSince, replayInput, replayMeta, restorePartition, snapshotFromEmpty, type ChangelogDiff, type ChangelogTracker,
 } from './changelog.js';
 import {
   createWatermarkTracker, currentWatermark, forgetPartition, markCaughtUp, observeEventTime, trackPartition, type WatermarkSettings,
@@ -344,6 +344,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       return;
     }
     const ps = stateOf(p);
+    const first = batch.records[0];
+    const snap = snapshots.get(p);
+    if (t !== undefined && first !== undefined && snap?.offset === null && position(p) === null) {
+      // No input processed by any owner: the state before this record (empty, or the changelog's
+      // snapshot and the moves logged since) is where replay starts.
+      if (t.base === undefined) {
+        snapshotFromEmpty(t, ps);
+        advances.set(p, []);
+      }
+      snapshots.set(p, { offset: first.offset, atMs: Date.now() });
+    }
     const dead: BusMessage[] = [];
     const now0 = now();
     const covered = nextInput.get(p) ?? -1;
