@@ -244,6 +244,7 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
     QOE_MAX_CLOCK_SKEW_MS: String(365 * 86_400_000),
     QOE_WINDOW_DIMENSIONS: values['window-dims'],
   };
+  Object.assign(env, processorSettingsFromEnv());
   if (kind === 'kafka') {
     Object.assign(env, { QOE_KAFKA_BROKERS: values.brokers, QOE_KAFKA_COMPRESSION: values.compression, QOE_CLICKHOUSE_URL: values.clickhouse, QOE_CLICKHOUSE_DATABASE: `qoe_bench_${randomBytes(4).toString('hex')}` });
   }
@@ -328,12 +329,20 @@ function parts(name: string, values: number[], q: (x: number, list?: number[]) =
   return { [`${name}P50Ms`]: q(0.5, sorted), [`${name}MaxMs`]: sorted[sorted.length - 1] ?? NaN };
 }
 
+/** The processor's settings from the bench's own environment (A/B runs of one, e.g. QOE_PROCESSOR_FETCH_MIN_BYTES=1). */
+function processorSettingsFromEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('QOE_PROCESSOR_') && v !== undefined) out[k] = v;
+  return out;
+}
+
 async function freshness(): Promise<ChildResult> {
   const dataDir = mkdtempSync(join(tmpdir(), 'qoe-bench-kafka-'));
   const database = `qoe_bench_${randomBytes(4).toString('hex')}`;
   const config = loadConfig({
     PORT: '0', QOE_HOST: '127.0.0.1', QOE_DATA_DIR: dataDir, QOE_ROLES: 'ingest,processor,sink', QOE_PARTITIONS: String(PARTITIONS), QOE_LOG_LEVEL: 'warn',
     QOE_KAFKA_BROKERS: values.brokers, QOE_KAFKA_COMPRESSION: values.compression, QOE_CLICKHOUSE_URL: values.clickhouse, QOE_CLICKHOUSE_DATABASE: database,
+    ...processorSettingsFromEnv(),
   });
   const runtime = await startRuntime(config, silentLogger());
   const post = (events: unknown[], contentId: string): Promise<number> =>
