@@ -370,10 +370,15 @@ export function replayInput(
     if (r.offset >= nextOffset) break;
     advanceTo(r.offset);
     last = r.offset;
-    // An undecodable record was dead-lettered the first time and changed nothing.
+    // As the processor's batch loop: a record that does not decode, or whose event throws, was
+    // dead-lettered as undecodable the first time (what a throw left behind, it leaves again).
     const e = decode(r);
     if (e === null) continue;
-    applyEvent(ps, cfg, e, r.offset);
+    try {
+      applyEvent(ps, cfg, e, r.offset);
+    } catch {
+      continue;
+    }
     applied += 1;
   }
   if (last < nextOffset - 1) {
