@@ -12,6 +12,20 @@ import { decodeMetricsRecord } from './metrics-record.js';
 
 const T = 1_700_000_000_000;
 
+/** Window settings of these tests: 10 s windows, no grace, no out-of-order wait, idle after 50 ms. */
+const SETTINGS = {
+  windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
+  maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
+};
+
+/** A memory bus with the processor's topics (and its changelog topic when `changelog`). */
+async function memoryBus(maxBacklog: number, opts: { changelog?: boolean; partitions?: number } = {}): Promise<ReturnType<typeof createMemoryBus>> {
+  const bus = createMemoryBus({ maxBacklog });
+  const topics = [TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics, ...(opts.changelog === true ? [TOPICS.processorState] : [])];
+  await bus.createTopics(topics.map((topic) => ({ topic, partitions: opts.partitions ?? 1 })));
+  return bus;
+}
+
 function ev(sessionId: string, seq: number, tsMs: number, type: EventType): SessionEvent {
   return {
     sessionId, seq, tsMs, receivedAtMs: tsMs, type, source: 'native', dims: { ...emptyDims(), cdn: 'cdn-a' },
@@ -31,17 +45,13 @@ async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_000): Pro
 describe('processor at the bus bound', () => {
   it('keeps closed windows it could not send and delivers them once the bus has room: nothing lost, nothing doubled', async () => {
     // A tiny bound: the metrics topic fills while nobody consumes it.
-    const bus = createMemoryBus({ maxBacklog: 4 });
-    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics].map((topic) => ({ topic, partitions: 1 })));
+    const bus = await memoryBus(4);
     // Event time around T; after the traffic, the wall clock jumps hours ahead and keeps running.
     let clock = T;
     let jumpedAt = 0;
     const processor = createProcessor({
       bus, log: silentLogger(), now: () => clock + (jumpedAt === 0 ? 0 : Date.now() - jumpedAt), tickMs: 20,
-      settings: {
-        windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
-        maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
-      },
+      settings: SETTINGS,
     });
     // A sink stand-in that subscribes (so its backlog counts) but does not commit yet.
     const received: Array<Record<string, unknown>> = [];
@@ -109,15 +119,11 @@ describe('processor at the bus bound', () => {
 
 describe('processor with a changelog: restored state and an older committed offset', () => {
   it('skips the input records its restored state already holds: counted once', async () => {
-    const bus = createMemoryBus({ maxBacklog: 10_000 });
-    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics, TOPICS.processorState].map((topic) => ({ topic, partitions: 1 })));
+    const bus = await memoryBus(10_000, { changelog: true });
     let clock = T;
     let jumpedAt = 0;
     const now = (): number => clock + (jumpedAt === 0 ? 0 : Date.now() - jumpedAt);
-    const settings = {
-      windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
-      maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
-    };
+    const settings = SETTINGS;
     // What the processors report of their transactions and restores, checked against the topics below.
     const commits: ProcessorCommit[] = [];
     const restores: Array<{ partition: number; records: number }> = [];
@@ -192,13 +198,9 @@ describe('processor with a changelog: restored state and an older committed offs
 });
 
 describe('processor with a changelog: input committed with the next transaction (commitIntervalMs)', () => {
-  const settings = {
-    windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
-    maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
-  };
+  const settings = SETTINGS;
   async function setup(commitIntervalMs: number) {
-    const bus = createMemoryBus({ maxBacklog: 10_000 });
-    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics, TOPICS.processorState].map((topic) => ({ topic, partitions: 1 })));
+    const bus = await memoryBus(10_000, { changelog: true });
     const commits: ProcessorCommit[] = [];
     // The clock stays inside the events' window: no window fires, nothing but the input needs a transaction.
     const p = createProcessor({
@@ -255,8 +257,7 @@ describe('processor with a changelog: input committed with the next transaction 
 
 describe('processor with a changelog: snapshots, and input replayed on restore', () => {
   it('rebuilds its state after a failed transaction from the last snapshot and the input logged since: counted once', async () => {
-    const inner = createMemoryBus({ maxBacklog: 10_000 });
-    await inner.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics, TOPICS.processorState].map((topic) => ({ topic, partitions: 1 })));
+    const inner = await memoryBus(10_000, { changelog: true });
     // A processor transaction fails once on demand (as when a broker fences or times it out).
     let failNext = false;
     const bus: Bus = {
@@ -282,10 +283,7 @@ describe('processor with a changelog: snapshots, and input replayed on restore',
     const p = createProcessor({
       bus, log: silentLogger(), now: () => clock + (jumpedAt === 0 ? 0 : Date.now() - jumpedAt), tickMs: 20, changelog: true, instanceId: 'r',
       commitIntervalMs: 0, snapshotIntervalMs: 600_000, onCommit: (c) => commits.push(c), onRestore: (r) => restores.push(r),
-      settings: {
-        windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
-        maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 3_600_000,
-      },
+      settings: { ...SETTINGS, idlePartitionMs: 3_600_000 },
     });
     // Another group that reads the input and never commits: the memory bus keeps the records (Kafka: retention).
     const holder = inner.consumer({ groupId: 'holder', topics: [TOPICS.beacons], autoCommit: false });
@@ -336,8 +334,7 @@ describe('processor with a changelog: snapshots, and input replayed on restore',
 
 describe('processor stall watchdog', () => {
   it('logs a transaction that does not finish, and queues at most one tick behind it', async () => {
-    const bus = createMemoryBus({ maxBacklog: 10_000 });
-    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics, TOPICS.processorState].map((topic) => ({ topic, partitions: 1 })));
+    const bus = await memoryBus(10_000, { changelog: true });
     // Transactions of the processor's partition producer hang once `hang` is set (restore's barrier goes through).
     let hang = false;
     let release: () => void = () => undefined;
@@ -356,10 +353,7 @@ describe('processor stall watchdog', () => {
     };
     const lines: Array<Record<string, unknown>> = [];
     const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-    const settings = {
-      windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
-      maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
-    };
+    const settings = SETTINGS;
     let clock = T;
     // Every tick reads the clock: counting reads counts the ticks that ran.
     let clockReads = 0;
@@ -407,8 +401,7 @@ describe('processor on a large fetch', () => {
   it('lets the event loop run between chunks of one batch (timers, heartbeats), and counts every event once', async () => {
     // Kafka fetches bring up to ~50,000 beacons per partition in one batch; the memory bus is made to
     // hand out 12,000 at once here. The processor yields every 5,000 records of a batch.
-    const bus = createMemoryBus({ maxBacklog: 100_000 });
-    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics].map((topic) => ({ topic, partitions: 1 })));
+    const bus = await memoryBus(100_000);
     const wide = { ...bus, consumer: (o: Parameters<typeof bus.consumer>[0]) => bus.consumer({ ...o, maxBatchSize: 50_000 }) };
     const EVENTS = 12_000;
     const messages = Array.from({ length: EVENTS }, (_, i) => {
@@ -418,10 +411,7 @@ describe('processor on a large fetch', () => {
     await bus.producer().send(TOPICS.beacons, messages);
     const processor = createProcessor({
       bus: wide, log: silentLogger(), now: () => T, tickMs: 60_000,
-      settings: {
-        windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
-        maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
-      },
+      settings: SETTINGS,
     });
     // What the event loop saw of the partition's event count, at every turn while the batch ran.
     const seen = new Set<number>();
@@ -445,8 +435,7 @@ describe('processor on a large fetch', () => {
 
 describe('processor with a changelog when the input lag cannot be read at assignment', () => {
   it('holds the watermark for a partition still waiting for its first batch: its backlog is not late', async () => {
-    const bus = createMemoryBus({ maxBacklog: 10_000 });
-    await bus.createTopics([TOPICS.beacons, TOPICS.beaconsDlq, TOPICS.metrics, TOPICS.processorState].map((topic) => ({ topic, partitions: 2 })));
+    const bus = await memoryBus(10_000, { changelog: true, partitions: 2 });
     // Backlogs of the same hour on both partitions; the wall clock is an hour past them.
     const VIEWS = 20;
     const messages = Array.from({ length: VIEWS }, (_, i) => {
@@ -480,10 +469,7 @@ describe('processor with a changelog when the input lag cannot be read at assign
         };
       },
     };
-    const settings = {
-      windowMs: 10_000, graceMs: 0, sessionTimeoutMs: 60_000, maxSessions: 1000, maxClockAheadMs: 5000,
-      maxClockSkewMs: 10 ** 12, ebvsMinMs: 0, maxOutOfOrderMs: 0, idlePartitionMs: 50,
-    };
+    const settings = SETTINGS;
     const started = Date.now();
     const now = (): number => T + 3_600_000 + (Date.now() - started);
     const processor = createProcessor({ bus: slow, log: silentLogger(), now, tickMs: 20, settings, changelog: true, instanceId: 'lagless' });
