@@ -5,7 +5,7 @@
  * it emits. Processing time is simulated by each record's receivedAtMs, so runs are deterministic.
  */
 import { loadConfig, type Config } from '../lib/config.js';
-import { encodeMetricsRecord, toMetricsRecord } from '../processors/metrics-record.js';
+import { createMetricsRecordWriter } from '../processors/metrics-record.js';
 import { createTracker, diffPartition, type ChangelogTracker } from '../processors/changelog.js';
 import { advance, applyEvent, emptyPartitionState, newDirtyAccs, type PartitionState } from '../processors/partition.js';
 import { createWatermarkTracker, currentWatermark, observeEventTime, type WatermarkTracker } from '../processors/watermark.js';
@@ -71,11 +71,14 @@ export function closeWindows(core: CoreState, nowMs: number): void {
   advanceTo(core, wm);
 }
 
+/** Each output's record as the processor writes it (processors/processor.ts windowMessages). */
+const writeMetricsRecord = createMetricsRecordWriter();
+
 export function advanceTo(core: CoreState, watermarkMs: number): void {
   for (const [partition, ps] of core.states) {
     for (const o of advance(ps, core.settings, watermarkMs)) {
       core.outputs += 1;
-      core.outputBytes += encodeMetricsRecord(toMetricsRecord(o, core.settings.windowMs, partition)).length;
+      core.outputBytes += writeMetricsRecord(o, core.settings.windowMs, partition).length;
     }
     const tracker = core.changelog?.get(partition);
     if (tracker !== undefined) {

@@ -43,12 +43,15 @@ export function mergeHistograms(a: Histogram, b: Histogram): Histogram {
 }
 
 /** Sorted parallel arrays, the storage form (ClickHouse Array(UInt16) / Array(Int64)). */
-export function histogramToArrays(h: Histogram): { keys: number[]; counts: number[] } {
+export function histogramToArrays(h: Histogram, into?: { keys: number[]; counts: number[] }): { keys: number[]; counts: number[] } {
   // An insertion sort of the non-zero buckets into the two arrays: a window's histograms hold few
   // buckets, and spread + filter + sort + map made four arrays and a sort's work space for each of
   // the three histograms of every metrics record.
-  const keys: number[] = [];
-  const counts: number[] = [];
+  // `into`: arrays to fill instead of new ones (emptied first).
+  const keys = into?.keys ?? [];
+  const counts = into?.counts ?? [];
+  keys.length = 0;
+  counts.length = 0;
   for (const [k, c] of h) {
     if (c === 0) continue;
     let i = keys.length;

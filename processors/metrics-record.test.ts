@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { planRun } from '../sim/simulate.js';
 import { normalizeEvent } from '../ingest/normalize.js';
 import type { BeaconEvent } from '../ingest/beacon-schema.js';
 import { advance, applyEvent, emptyPartitionState, type ProcessorSettings, type WindowOutput } from './partition.js';
-import { METRICS_FIELDS, compileRecordBuilder, decodeMetricsRecord, encodeMetricsRecord, toMetricsRecord } from './metrics-record.js';
+import { METRICS_FIELDS, compileRecordBuilder, createMetricsRecordWriter, decodeMetricsRecord, encodeMetricsRecord, toMetricsRecord } from './metrics-record.js';
 import { metricsRows } from './sink.js';
-import { SUM_FIELDS } from './accumulator.js';
-import { DIMENSIONS } from '../schemas/events.js';
+import { SUM_FIELDS, dimsKey, emptyAcc, type WindowAcc } from './accumulator.js';
+import { DIMENSIONS, type Dims } from '../schemas/events.js';
 import { toJsonEachRow, toJsonRow } from '../lib/store/common.js';
 
 const cfg: ProcessorSettings = {
@@ -66,6 +67,32 @@ describe('window metrics record and qoe_metrics row', () => {
         for (const d of DIMENSIONS) expect(errors[i]![snake(d)]).toBe(o.dims[d]);
       }
     }
+  });
+
+  it('is written from the output with the bytes of encodeMetricsRecord(toMetricsRecord(…))', () => {
+    const write = createMetricsRecordWriter();
+    for (const o of outs) expect(write(o, 10_000, 3)).toEqual(encodeMetricsRecord(toMetricsRecord(o, 10_000, 3)));
+    // Any accumulator: sums of either sign up to 2^52, buckets and errors with zero counts, dims
+    // from a small pool (the writer keeps their bytes) or hostile, with and without the dims key.
+    const dimValue = fc.oneof(fc.constantFrom('', 'cdn-a', 'US', 'é Ω 日本 😀'), fc.string({ unit: 'grapheme', maxLength: 40 }));
+    const dims = fc.record(Object.fromEntries(DIMENSIONS.map((d) => [d, dimValue])) as Record<keyof Dims, typeof dimValue>);
+    const count = fc.oneof(fc.integer({ min: -3, max: 3 }), fc.integer({ min: -(2 ** 52), max: 2 ** 52 }));
+    const buckets = fc.array(fc.tuple(fc.integer({ min: 0, max: 480 }), count), { maxLength: 10 }).map((e) => new Map(e));
+    const acc: fc.Arbitrary<WindowAcc> = fc.record({
+      sums: fc.array(count, { minLength: SUM_FIELDS.length, maxLength: SUM_FIELDS.length }), vstHist: buckets, ttfbHist: buckets,
+      bitrateMs: fc.array(fc.tuple(fc.integer({ min: 0, max: 2 ** 31 - 1 }), count), { maxLength: 6 }).map((e) => new Map(e)),
+      errors: fc.array(fc.tuple(fc.constantFrom('0', '1'), fc.string({ unit: 'grapheme', maxLength: 20 }), count), { maxLength: 5 })
+        .map((e) => new Map(e.map(([f, c, n]) => [`${f}:${c}`, n]))),
+    }).map(({ sums, ...maps }) => {
+      const a = Object.assign(emptyAcc(), maps);
+      SUM_FIELDS.forEach((f, i) => (a[f] = sums[i] ?? 0));
+      return a;
+    });
+    fc.assert(fc.property(fc.integer({ min: 0, max: 4_102_444_800_000 }), fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.nat({ max: 2 ** 31 - 1 }),
+      fc.oneof(fc.constantFrom(...fc.sample(dims, { seed: 1, numRuns: 3 })), dims), acc, fc.boolean(), (windowStartMs, windowMs, partition, d, a, keyed) => {
+        const o: WindowOutput = { windowStartMs, dims: d, acc: a, ...(keyed ? { key: dimsKey(d) } : {}) };
+        expect(write(o, windowMs, partition)).toEqual(encodeMetricsRecord(toMetricsRecord(o, windowMs, partition)));
+      }), { numRuns: 500 });
   });
 
   it('compiles only Avro field names', () => {

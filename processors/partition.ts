@@ -65,6 +65,8 @@ export interface WindowOutput {
   windowStartMs: number;
   dims: Dims;
   acc: WindowAcc;
+  /** dimsKey(dims), when the maker has it. */
+  key?: string;
 }
 
 /** Why an event is copied to the dead-letter topic. */
@@ -317,7 +319,7 @@ export function advance(ps: PartitionState, cfg: ProcessorSettings, watermarkMs:
     const byDims = table.get(w);
     if (!byDims) return;
     for (const [key, acc] of byDims) {
-      if (!isEmptyAcc(acc)) out.push({ windowStartMs: w, dims: dimsFromKey(key), acc });
+      if (!isEmptyAcc(acc)) out.push({ windowStartMs: w, dims: dimsFromKey(key), acc, key });
       if (ps.dirtyAccs !== null) markAcc(ps.dirtyAccs, name, w, key);
     }
     table.delete(w);

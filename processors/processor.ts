@@ -6,7 +6,7 @@ import { decodeSessionEvent } from '../schemas/codec.js';
 import { blankSessionEvent } from '../schemas/event-reader.js';
 import type { SessionEvent } from '../schemas/events.js';
 import { advance, applyEvent, emptyPartitionState, type PartitionState, type ProcessorSettings } from './partition.js';
-import { encodeMetricsRecord, toMetricsRecord } from './metrics-record.js';
+import { createMetricsRecordWriter } from './metrics-record.js';
 import { deserializePartition, serializePartition, type CheckpointStore } from './snapshot.js';
 import {
   BARRIER_KEY, diffPartition, markOf, movedSince, replayInput, replayMeta, restorePartition, snapshotFromEmpty, type ChangelogDiff, type ChangelogTracker,
@@ -155,6 +155,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const producers = new Map<number, BusProducer>();
   const tracker = createWatermarkTracker();
   const scratch = blankSessionEvent();
+  const writeMetricsRecord = createMetricsRecordWriter();
   /** A record's value read where it lies (Kafka's fetched records: no Buffer per record), into `scratch`. */
   const readInPlace = (bytes: Buffer, start: number, end: number): SessionEvent => decodeSessionEvent(bytes, scratch, start, end);
   // On Kafka every chunk is a transaction (≈ 5 round trips) plus a changelog diff that writes each
@@ -251,7 +252,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
     return out.map((o) => ({
       key: `${o.windowStartMs}:${partition}`,
-      value: encodeMetricsRecord(toMetricsRecord(o, settings.windowMs, partition)),
+      value: writeMetricsRecord(o, settings.windowMs, partition),
     }));
   }
 

@@ -55,7 +55,7 @@ export interface SessionStateWriter {
  * Avro primitives written into one growing scratch buffer that starts with the single-object header
  * (the bytes avsc's Tap writes for the same values); `take()` copies the value written out.
  */
-function createScratch(fingerprint: Buffer): {
+export function createScratch(fingerprint: Buffer): {
   start(room: number): void; long(n: number): void; double(x: number): void; string(s: string): void;
   nullableDouble(x: number | null): void; byte(b: number): void; bytes(b: Buffer): void; take(): Buffer;
 } {
