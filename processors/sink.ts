@@ -3,6 +3,7 @@ import type { Bus, BusRecord, ConsumerBatch, OffsetCommit, TopicPartition } from
 import { CONSUMER_GROUPS, TOPICS } from '../lib/bus/topics.js';
 import type { Row, Store } from '../lib/store/types.js';
 import { METRICS_FIELDS, compileRecordBuilder, decodeMetricsRecord, type MetricsRecord } from './metrics-record.js';
+import { metricsJsonRows } from './metrics-json.js';
 import { DIMENSIONS, snakeCase } from '../schemas/events.js';
 import { bindParams } from '../sql/bind.js';
 import { rolledUpOffsets, rollupInsertSql, ROLLUPS, type Rollup } from '../sql/rollups.js';
@@ -389,7 +390,8 @@ export function createSink(deps: SinkDeps): Sink {
   async function onBatch(batch: ConsumerBatch): Promise<void> {
     for (const r of batch.records) {
       if (batch.topic === TOPICS.metrics) {
-        const { metrics, errors } = metricsRows(decodeMetricsRecord(r.value), r.partition, r.offset);
+        // Straight from the record's bytes to the rows' lines; a record of another schema version is decoded.
+        const { metrics, errors } = metricsJsonRows(r.value, r.partition, r.offset) ?? metricsRows(decodeMetricsRecord(r.value), r.partition, r.offset);
         if (keep('qoe_metrics', r.partition, r.offset)) push('qoe_metrics', metrics);
         if (keep('qoe_errors', r.partition, r.offset)) for (const e of errors) push('qoe_errors', e);
       } else if (keep('qoe_dead_letters', r.partition, r.offset)) {

@@ -11,6 +11,13 @@ import type { Row, Store } from '../lib/store/types.js';
 import { loadMigrations, migrate, type Migration } from '../sql/migrate.js';
 import { rolledUpOffsets } from '../sql/rollups.js';
 import { HOSTILE_STRINGS } from './helpers/clickhouse-fixtures.js';
+import { addVst, emptyAcc } from '../processors/accumulator.js';
+import { metricsJsonRows } from '../processors/metrics-json.js';
+import { createMetricsRecordWriter } from '../processors/metrics-record.js';
+import { bucketKey } from '../lib/histogram.js';
+import { emptyDims } from '../schemas/events.js';
+
+const writeMetricsRecord = createMetricsRecordWriter();
 import { clickhouseServerSkipReason, randomDatabaseName, useClickHouseServer } from './helpers/clickhouse-server.js';
 
 /**
@@ -159,6 +166,28 @@ function contract(name: string, open: () => Promise<Opened>, expectedVersion: Re
       }
       const [all] = await store.query('SELECT count() AS n FROM qoe_metrics WHERE has({cdns:Array(String)}, cdn)', { cdns: [...HOSTILE_STRINGS] });
       expect(all).toEqual({ n: HOSTILE_STRINGS.length });
+    });
+
+    it('inserts rows given as their JSONEachRow lines (the sink\'s, from the records\' bytes) beside plain rows', async () => {
+      const { store, database } = await open();
+      await migrate(store, { database });
+      const acc = emptyAcc();
+      Object.assign(acc, { attempts: 5, plays: -2, bitsPlayed: 2 ** 51 + 1, errors: new Map([['1:E"1\\', 3], ['0:E2', 4]]) });
+      addVst(acc, 1200);
+      const records = HOSTILE_STRINGS.map((cdn, i) => {
+        const dims = { ...emptyDims(), cdn, country: 'DE', custom3: cdn };
+        return metricsJsonRows(writeMetricsRecord({ windowStartMs: Date.UTC(2024, 2, 1, 12, 0, 0), dims, acc }, 10_000, 0), 2, 10 + i);
+      });
+      await store.insert('qoe_metrics', [...records.map((r) => r!.metrics), metricsRow({ cdn: 'plain', attempts: 1, src_offset: 1 })]);
+      await store.insert('qoe_errors', records.flatMap((r) => r!.errors));
+      const rows = await store.query<Row>(
+        'SELECT cdn, custom3, attempts, plays, toString(bits_played) AS bits, vst_hist_keys AS k, vst_hist_counts AS c, src_partition AS p, src_offset AS o, toUnixTimestamp(window_start) AS t FROM qoe_metrics ORDER BY o');
+      expect(rows).toEqual([
+        { cdn: 'plain', custom3: '', attempts: 1, plays: 0, bits: '0', k: [], c: [], p: 0, o: 1, t: Date.UTC(2024, 2, 1, 12, 0, 0) / 1000 },
+        ...HOSTILE_STRINGS.map((cdn, i) => ({ cdn, custom3: cdn, attempts: 5, plays: -2, bits: String(2 ** 51 + 1), k: [bucketKey(1200)], c: [1], p: 2, o: 10 + i, t: Date.UTC(2024, 2, 1, 12, 0, 0) / 1000 })),
+      ]);
+      const errors = await store.query<Row>('SELECT cdn, error_code AS e, fatal, count AS n, src_offset AS o FROM qoe_errors ORDER BY o, e');
+      expect(errors).toEqual(HOSTILE_STRINGS.flatMap((cdn, i) => [{ cdn, e: 'E"1\\', fatal: 1, n: 3, o: 10 + i }, { cdn, e: 'E2', fatal: 0, n: 4, o: 10 + i }]));
     });
 
     it('serves concurrent inserts and queries', async () => {

@@ -1,8 +1,9 @@
 import { ClickHouseError, ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { Readable } from 'node:stream';
 import type { Logger } from '../logger.js';
 import { QoeError } from '../errors.js';
 import { bindParams } from '../../sql/bind.js';
-import { OUTPUT_SETTINGS, assertIdentifier, assertTable, backoffMs, sleep, stripTerminator, toJsonRow } from './common.js';
+import { OUTPUT_SETTINGS, assertIdentifier, assertTable, backoffMs, sleep, stripTerminator, toJsonEachRowBytes } from './common.js';
 import type { Row, Store } from './types.js';
 
 /**
@@ -153,8 +154,14 @@ export async function createClickHouseStore(opts: ClickHouseStoreOptions): Promi
       assertTable(table);
       if (rows.length === 0) return;
       if (closed) throw new QoeError('QOE_ERR_STORE_UNAVAILABLE', 'ClickHouse store is closed');
-      const values = rows.map(toJsonRow);
-      await withRetry(`insert ${table}`, () => client.insert({ table, values, format: 'JSONEachRow' }));
+      // The body as bytes, sent as they are: client.insert takes objects (or an object stream) for
+      // JSONEachRow and stringifies each itself; exec sends a byte stream as the INSERT's data.
+      const body = toJsonEachRowBytes(rows);
+      await withRetry(`insert ${table}`, async () => {
+        const res = await client.exec({ query: `INSERT INTO ${table} FORMAT JSONEachRow`, values: Readable.from([body], { objectMode: false }) });
+        // The (empty) answer read to its end, so that the connection goes back to the pool.
+        for await (const _ of res.stream) void _;
+      });
     },
     async version() {
       const rows = await once('version', async () => {

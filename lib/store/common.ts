@@ -44,11 +44,31 @@ export function toJsonRow(row: Row): Record<string, unknown> {
   return plain;
 }
 
+/**
+ * A row may come already encoded: its JSONEachRow line (bytes, ending in a newline) under this key,
+ * beside the few columns its producer itself reads as plain fields. The line is what is inserted;
+ * the plain fields only have to agree with it. The sink encodes qoe.metrics.v1 records straight from
+ * their Avro bytes into such lines (processors/metrics-json.ts): a full row object per record, and
+ * JSON.stringify of it, were a tenth of the processor + sink's CPU (bench/README.md, fifteenth session).
+ */
+export const JSON_LINE: unique symbol = Symbol('qoe.jsonLine');
+
+export type EncodedRow = Row & { [JSON_LINE]: Buffer };
+
+export function encodedRow(line: Buffer, fields: Row): EncodedRow {
+  return Object.assign(fields, { [JSON_LINE]: line });
+}
+
+/** Rows as the bytes of JSONEachRow: one object per line, keys are column names. */
+export function toJsonEachRowBytes(rows: readonly Row[]): Buffer {
+  const lines: Buffer[] = [];
+  for (const row of rows) lines.push((row as Partial<EncodedRow>)[JSON_LINE] ?? Buffer.from(`${JSON.stringify(toJsonRow(row))}\n`, 'utf8'));
+  return Buffer.concat(lines);
+}
+
 /** Rows as JSONEachRow text: one object per line, keys are column names. */
 export function toJsonEachRow(rows: readonly Row[]): string {
-  let out = '';
-  for (const row of rows) out += `${JSON.stringify(toJsonRow(row))}\n`;
-  return out;
+  return toJsonEachRowBytes(rows).toString('utf8');
 }
 
 /** Parses JSONEachRow output. */
