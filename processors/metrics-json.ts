@@ -7,8 +7,8 @@ import { checkMetricsLayout, windowMetricsCodec } from './metrics-record.js';
  * qoe_metrics and qoe_errors rows — the rows processors/sink.ts metricsRows builds from the decoded
  * record, the same in meaning (a property test parses both and compares). Decoding each record into
  * an object of ~45 fields with its arrays and strings, building the row object, and JSON.stringify
- * of it cost the sink ~10 µs per row, a tenth of the processor + sink's CPU on the dense bench
- * (bench/README.md, fifteenth session); here the bytes are read once and the line is written as
+ * of it cost the sink ~9 µs per row (and the client's join of all lines), ~7 % of the processor +
+ * sink's CPU on the dense bench (bench/README.md, fifteenth session; ~3.8 µs now); here the bytes are read once and the line is written as
  * they are read, with no string or object per field.
  *
  * Only records of the current schema, single-object encoded, are read here; anything else (an

@@ -101,7 +101,7 @@ export function checkMetricsLayout(owner: string): ReturnType<typeof checkRecord
  * The metrics record of a window output, written field by field from the output itself: the bytes
  * encodeMetricsRecord(toMetricsRecord(…)) gives (a test compares them), without the record object,
  * its six arrays and avsc's per-field dispatch — a record per output row was ~3 % of the processor +
- * sink's CPU and a tenth of what it allocated (bench/README.md, fifteenth session). The 13 dimension
+ * sink's CPU and ~7 % of what it allocated (bench/README.md, fifteenth session). The 13 dimension
  * strings of a dims key are encoded once and kept (at most MAX_CACHED_DIMS keys).
  */
 export function createMetricsRecordWriter(): (out: WindowOutput, windowMs: number, sourcePartition: number) => Buffer {

@@ -390,10 +390,14 @@ export function createSink(deps: SinkDeps): Sink {
   async function onBatch(batch: ConsumerBatch): Promise<void> {
     for (const r of batch.records) {
       if (batch.topic === TOPICS.metrics) {
+        const keepMetrics = keep('qoe_metrics', r.partition, r.offset);
+        const keepErrors = keep('qoe_errors', r.partition, r.offset);
+        // A record both tables already hold (read again after a restart) is not read at all.
+        if (!keepMetrics && !keepErrors) continue;
         // Straight from the record's bytes to the rows' lines; a record of another schema version is decoded.
         const { metrics, errors } = metricsJsonRows(r.value, r.partition, r.offset) ?? metricsRows(decodeMetricsRecord(r.value), r.partition, r.offset);
-        if (keep('qoe_metrics', r.partition, r.offset)) push('qoe_metrics', metrics);
-        if (keep('qoe_errors', r.partition, r.offset)) for (const e of errors) push('qoe_errors', e);
+        if (keepMetrics) push('qoe_metrics', metrics);
+        if (keepErrors) for (const e of errors) push('qoe_errors', e);
       } else if (keep('qoe_dead_letters', r.partition, r.offset)) {
         push('qoe_dead_letters', deadLetterRow(r));
       }

@@ -48,8 +48,9 @@ export function toJsonRow(row: Row): Record<string, unknown> {
  * A row may come already encoded: its JSONEachRow line (bytes, ending in a newline) under this key,
  * beside the few columns its producer itself reads as plain fields. The line is what is inserted;
  * the plain fields only have to agree with it. The sink encodes qoe.metrics.v1 records straight from
- * their Avro bytes into such lines (processors/metrics-json.ts): a full row object per record, and
- * JSON.stringify of it, were a tenth of the processor + sink's CPU (bench/README.md, fifteenth session).
+ * their Avro bytes into such lines (processors/metrics-json.ts): decoding each record, a row object
+ * per record and JSON.stringify of it were ~7 % of the processor + sink's CPU on the dense bench
+ * (bench/README.md, fifteenth session).
  */
 export const JSON_LINE: unique symbol = Symbol('qoe.jsonLine');
 
