@@ -61,14 +61,12 @@ interface Waiter {
  * drops by (sessionId, seq)).
  *
  * Every partition written, or an error (`sendAllPartitions`): kafkajs 2.2.4's sendBatch, when a
- * request to one broker fails and the retry finds that broker's partitions now led by a broker that
- * already answered in the first attempt, never re-sends them and still resolves — the records are
- * silently dropped (seen as lost 202-answered beacons when a leader is killed in a 3-broker
- * cluster). So partitions are pinned on the first attempt (`pinningPartitioner`), every response is
+ * leader dies mid-send, could resolve without re-sending the dead leader's partitions (lost
+ * 202-answered beacons) and could send a live broker's partitions a second time under new sequence
+ * numbers (doubled ones). Its sendMessages is replaced (kafkajs-send.ts, which explains both); as a
+ * second line, partitions are pinned on the first attempt (`pinningPartitioner`), every response is
  * checked against the partitions sent, and a send with a partition missing fails like any other
- * failed send (producer replaced; ingest answers 503, a transaction is aborted and retried). Re-sending
- * just the missing partitions with the same producer was tried and wrote records twice in 2 of 5 runs
- * of test/kafka-cluster.test.ts.
+ * failed send (producer replaced; ingest answers 503, a transaction is aborted and retried).
  *
  * Large sends: sends queued behind the in-flight request go out together up to `maxBatchBytes`
  * (`takeWithin`; the rest wait for the next request), so a plain request stays one request. A single

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { createSendMessages } from './kafkajs-send.js';
 
 /**
  * Patches of kafkajs 2.2.4 internals, applied before kafkajs is first loaded (every adapter file
@@ -66,6 +67,8 @@ import { createRequire } from 'node:module';
  *    offset as numbers) is held once per batch (`FetchedBatchBase`), and a record holds its
  *    timestamp as the delta from the batch's first (a small integer, where a timestamp in ms is a
  *    heap number of its own): ~96 bytes per record held instead of ~136.
+ * 8. `producer/sendMessages.js` (every send) can write records twice or drop them when a partition
+ *    leader dies mid-send; the replacement and why are in kafkajs-send.ts.
  */
 
 type Partitioner = (args: { topic: string; partitionMetadata: unknown[]; message: unknown }) => number;
@@ -723,11 +726,22 @@ function patchModule(target: string, user: string, replacement: unknown): boolea
   return true;
 }
 
-export const kafkajsPatched: boolean =
-  patchModule('kafkajs/src/producer/groupMessagesPerPartition.js', 'kafkajs/src/producer/sendMessages.js', groupMessagesPerPartition) &&
-  patchModule('kafkajs/src/consumer/filterAbortedMessages.js', 'kafkajs/src/consumer/batch.js', filterAbortedMessages) &&
-  patchModule('kafkajs/src/protocol/encoder.js', 'kafkajs/src/protocol/request.js', KafkajsEncoder) &&
-  patchModule('kafkajs/src/protocol/requests/produce/v3/request.js', 'kafkajs/src/protocol/requests/produce/v3/request.js', produceRequestV3) &&
-  patchModule('kafkajs/src/protocol/recordBatch/record/v0/decoder.js', 'kafkajs/src/protocol/recordBatch/v0/decoder.js', recordDecoderV0) &&
-  patchModule('kafkajs/src/protocol/recordBatch/v0/decoder.js', 'kafkajs/src/protocol/requests/fetch/v4/decodeMessages.js', recordBatchDecoderV0) &&
-  patchModule('kafkajs/src/consumer/batch.js', 'kafkajs/src/consumer/consumerGroup.js', fastBatch());
+/** The kafkajs modules replaced here, by the kafkajs module that loads each (see patchModule). */
+const PATCHES: Array<[target: string, user: string, replacement: () => unknown]> = [
+  ['producer/groupMessagesPerPartition.js', 'producer/sendMessages.js', () => groupMessagesPerPartition],
+  ['consumer/filterAbortedMessages.js', 'consumer/batch.js', () => filterAbortedMessages],
+  ['protocol/encoder.js', 'protocol/request.js', () => KafkajsEncoder],
+  ['protocol/requests/produce/v3/request.js', 'protocol/requests/produce/v3/request.js', () => produceRequestV3],
+  ['protocol/recordBatch/record/v0/decoder.js', 'protocol/recordBatch/v0/decoder.js', () => recordDecoderV0],
+  ['protocol/recordBatch/v0/decoder.js', 'protocol/requests/fetch/v4/decodeMessages.js', () => recordBatchDecoderV0],
+  ['consumer/batch.js', 'consumer/consumerGroup.js', fastBatch],
+  ['producer/sendMessages.js', 'producer/messageProducer.js', () => createSendMessages],
+];
+
+/** The patches that could not be installed (kafkajs was loaded before this module): none, normally. */
+export const kafkajsUnpatched: readonly string[] = PATCHES.filter(
+  ([target, user, replacement]) => !patchModule(`kafkajs/src/${target}`, `kafkajs/src/${user}`, replacement()),
+).map(([target]) => target);
+
+/** Whether every patch is what kafkajs uses. Two of them fix lost and doubled records: the Kafka bus refuses to start without. */
+export const kafkajsPatched: boolean = kafkajsUnpatched.length === 0;
