@@ -1,3 +1,5 @@
+// First: kafkajs patched before anything loads it, as the Kafka bus requires (lib/bus/kafkajs-patches.ts).
+import '../lib/bus/kafkajs-patches.js';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOPICS } from '../lib/bus/topics.js';
@@ -82,7 +84,7 @@ describe.skipIf(skip !== undefined)('ingest on a 3-broker Kafka cluster: a broke
     const onTopic = await readBeaconKeys(brokers.filter((_, i) => i !== victim), TOPICS.beacons);
     const cmp = compareWithTopic(ledger, onTopic);
     console.log(
-      `before the kill: ${before.accepted.size} events accepted; after: ${after.accepted.size} accepted, ${after.refused.size} refused ` +
+      `before the kill: ${before.accepted.size} events accepted, ${before.refused.size} refused, ${before.failed.size} without answer; after: ${after.accepted.size} accepted, ${after.refused.size} refused ` +
         `(answer p99 ${percentile([...after.latencies.accepted, ...after.latencies.refused], 0.99).toFixed(0)} ms), ${after.failed.size} without answer; ` +
         `topic: ${onTopic.size} distinct, ${cmp.refusedButWritten} refused-but-written`,
     );

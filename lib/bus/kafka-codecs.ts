@@ -1,3 +1,4 @@
+import './kafkajs-patches.js';
 import kafkajs, { CompressionTypes } from 'kafkajs';
 import { compressFrame, compressFrameSync, decompressFrame, decompressFrameSync } from 'lz4-napi';
 import type { KafkaCompression } from './types.js';

@@ -1,4 +1,4 @@
-import './kafkajs-patches.js';
+import { kafkajsUnpatched } from './kafkajs-patches.js';
 import './kafka-codecs.js';
 import type { Admin, SASLOptions } from 'kafkajs';
 import { Kafka } from 'kafkajs';
@@ -66,6 +66,10 @@ function saslOptions(s: NonNullable<KafkaSecurity['sasl']>): SASLOptions {
 }
 
 export function createKafkaBus(opts: KafkaBusOptions): Bus {
+  if (kafkajsUnpatched.length > 0) {
+    // Without them kafkajs can lose or double records (kafkajs-patches.ts): better not to start.
+    throw new QoeError('QOE_ERR_INTERNAL', `kafkajs was loaded before lib/bus/kafkajs-patches.js, so these kafkajs modules are unpatched: ${kafkajsUnpatched.join(', ')}. Import qoe-stream's Kafka bus (or lib/bus/kafkajs-patches.js) before kafkajs.`, { details: { unpatched: [...kafkajsUnpatched] } });
+  }
   const log = opts.log.child({ component: 'bus-kafka' });
   const retries = opts.retries ?? 5;
   const kafka = new Kafka({

@@ -1,3 +1,5 @@
+// First: kafkajs patched before anything loads it, as the Kafka bus requires (lib/bus/kafkajs-patches.ts).
+import '../../lib/bus/kafkajs-patches.js';
 import { Agent, request } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config.js';
-import { silentLogger } from '../../lib/logger.js';
+import { createLogger, silentLogger } from '../../lib/logger.js';
 import { startRuntime, type Runtime } from '../../lib/runtime.js';
 
 /** A data dir removed after the test file. */
@@ -32,9 +32,11 @@ export function replayEnv(dataDir: string, extra: Record<string, string> = {}): 
   };
 }
 
+/** A runtime of the tests: silent, unless QOE_TEST_LOG_LEVEL names a level to log at (to stdout). */
 export async function startTestRuntime(env: Record<string, string>): Promise<{ runtime: Runtime; config: Config }> {
   const config = loadConfig(env);
-  const runtime = await startRuntime(config, silentLogger());
+  const level = process.env.QOE_TEST_LOG_LEVEL;
+  const runtime = await startRuntime(config, level === undefined || level === '' ? silentLogger() : createLogger(level));
   return { runtime, config };
 }
 

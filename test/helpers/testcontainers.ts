@@ -1,3 +1,5 @@
+// First: kafkajs patched before anything loads it, as the Kafka bus requires (lib/bus/kafkajs-patches.ts).
+import '../../lib/bus/kafkajs-patches.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
