@@ -1,12 +1,12 @@
 import type { BusMessage, BusRecord } from '../lib/bus/types.js';
 import { loadAvroType } from '../schemas/codec.js';
-import type { Dims, SessionEvent } from '../schemas/events.js';
+import type { SessionEvent } from '../schemas/events.js';
 import { createAvroCodec, framingOf } from '../schemas/framing.js';
-import { SUM_FIELDS, countsOf, dimsKey, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
+import { SUM_FIELDS, countsOf, emptyAcc, type SumField, type WindowAcc } from './accumulator.js';
 import {
   accKey, advance, applyEvent, emptyPartitionState, markAcc, newDirtyAccs, type DirtyAccs, type PartitionCounters, type PartitionState, type ProcessorSettings,
 } from './partition.js';
-import { ACTIVE_STATES, intern, internDims, internSession, upgradeSession, withBookkeeping, type Session } from './session.js';
+import { ACTIVE_STATES, internSession, sharedDims, upgradeSession, withBookkeeping, type Session } from './session.js';
 import { accFromJson, type AccJson } from './snapshot.js';
 import { createSessionStateWriter, createWindowStateWriter, type SessionAvro } from './state-writer.js';
 
@@ -126,12 +126,12 @@ export function decodeSessionState(buf: Buffer, firedBeforeMs: number): { t: num
     return { t: j.t, s: withBookkeeping(internSession(upgradeSession(j.s)), j.t, true) };
   }
   const r = sessionStateCodec.decode(buf);
-  const dims: Dims = internDims({ ...r.dims });
+  const shared = sharedDims(r.dims);
   // The shape (and key order) of newSession(): the processor's hot paths see one object shape.
   const s: Session = {
     id: r.id, state: r.state, started: r.started, attemptTsMs: r.attemptTsMs, sinceMs: r.sinceMs,
     extrapolatedToMs: r.extrapolatedToMs ?? Math.max(r.sinceMs, firedBeforeMs),
-    lastTsMs: r.lastTsMs, lastSeq: r.lastSeq, seenBelow: r.seenBelow, dims, dimsKey: intern(dimsKey(dims)), bitrateKbps: r.bitrateKbps,
+    lastTsMs: r.lastTsMs, lastSeq: r.lastSeq, seenBelow: r.seenBelow, dims: shared.dims, dimsKey: shared.key, bitrateKbps: r.bitrateKbps,
     droppedFrames: r.droppedFrames, clockOffsetMs: r.clockOffsetMs, touchedAt: r.t, logged: true, changed: false,
   };
   return { t: r.t, s };

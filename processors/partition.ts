@@ -3,7 +3,7 @@ import {
   addError, addTtfb, addVst, bitrateBucket, dimsFromKey, dimsKey, emptyAcc, isEmptyAcc, type WindowAcc,
 } from './accumulator.js';
 import {
-  ACTIVE_STATES, clockOffsetFor, correctedTs, intern, mergeDims, newSession, observeSeq, transition,
+  ACTIVE_STATES, clockOffsetFor, correctedTs, mergeDims, newSession, observeSeq, pooledDimsOfKey, sharedDims, transition,
   type Session, type SessionState,
 } from './session.js';
 import { windowStartOf } from './windows.js';
@@ -217,8 +217,9 @@ export function applyEvent(ps: PartitionState, cfg: ProcessorSettings, e: Sessio
   s.lastTsMs = tsMs;
   const dims = mergeDims(s.dims, e.dims, cfg.windowDims);
   if (dims !== s.dims) {
-    s.dims = dims;
-    s.dimsKey = intern(dimsKey(dims));
+    const shared = sharedDims(dims);
+    s.dims = shared.dims;
+    s.dimsKey = shared.key;
   }
   if (e.bitrateKbps !== null) s.bitrateKbps = e.bitrateKbps;
 
@@ -319,7 +320,7 @@ export function advance(ps: PartitionState, cfg: ProcessorSettings, watermarkMs:
     const byDims = table.get(w);
     if (!byDims) return;
     for (const [key, acc] of byDims) {
-      if (!isEmptyAcc(acc)) out.push({ windowStartMs: w, dims: dimsFromKey(key), acc, key });
+      if (!isEmptyAcc(acc)) out.push({ windowStartMs: w, dims: pooledDimsOfKey(key) ?? dimsFromKey(key), acc, key });
       if (ps.dirtyAccs !== null) markAcc(ps.dirtyAccs, name, w, key);
     }
     table.delete(w);

@@ -1,5 +1,4 @@
 import { DIMENSIONS, emptyDims, type Dimension, type Dims, type SessionEvent } from '../schemas/events.js';
-import { dimsKey } from './accumulator.js';
 
 /**
  * A view's state machine (docs/metrics.md "Session state machine"):
@@ -67,28 +66,81 @@ export function intern(s: string): string {
 
 export const internPoolSize = (): number => internPool.size;
 
-/** `dims` with every value interned (mutates and returns it: call on a fresh object). */
-export function internDims(dims: Dims): Dims {
-  for (let i = 0; i < DIMENSIONS.length; i++) {
-    const k = DIMENSIONS[i] as Dimension;
-    dims[k] = intern(dims[k]);
-  }
-  return dims;
+/** Most distinct dimension tuples the dims pool holds; at the bound it starts over (see sharedDims). */
+export const DIMS_POOL_MAX = 16_384;
+
+/** A dimension tuple as sessions and window outputs share it: dims (never mutated) and dimsKey(dims). */
+export interface SharedDims {
+  readonly dims: Dims;
+  readonly key: string;
 }
 
-/** A session read from a checkpoint or changelog, with its dims and key interned (dims replaced, not mutated). */
+const dimsPool = new Map<string, SharedDims>();
+/** Per `kept` list (QOE_WINDOW_DIMENSIONS), which of DIMENSIONS it keeps, in DIMENSIONS order. */
+const keptMasks = new WeakMap<readonly Dimension[], boolean[]>();
+
+function keptMask(kept: readonly Dimension[]): boolean[] {
+  let mask = keptMasks.get(kept);
+  if (mask === undefined) keptMasks.set(kept, (mask = DIMENSIONS.map((d) => kept.includes(d))));
+  return mask;
+}
+
+/**
+ * One shared object for equal dimension tuples. An audience has a few thousand distinct tuples
+ * (after QOE_WINDOW_DIMENSIONS, far fewer) and hundreds of thousands of sessions: each session held
+ * a dims object and a key string of its own (two objects made per session start, and kept in the
+ * old generation for the session's life). `dims` restricted to `kept` (other dimensions ''), values
+ * interned. At DIMS_POOL_MAX tuples the pool is cleared: later sessions share again, older ones keep
+ * their objects (equal by value, which is all anything compares).
+ */
+export function sharedDims(dims: Dims, kept: readonly Dimension[] = DIMENSIONS): SharedDims {
+  const mask = kept === DIMENSIONS ? null : keptMask(kept);
+  let key = '';
+  for (let i = 0; i < DIMENSIONS.length; i++) {
+    if (i > 0) key += '\u0000';
+    if (mask === null || mask[i] === true) key += dims[DIMENSIONS[i] as Dimension] ?? '';
+  }
+  const found = dimsPool.get(key);
+  if (found !== undefined && sameDims(found.dims, dims, mask)) return found;
+  const own = emptyDims();
+  for (let i = 0; i < DIMENSIONS.length; i++) {
+    const k = DIMENSIONS[i] as Dimension;
+    if (mask === null || mask[i] === true) own[k] = intern(dims[k] ?? '');
+  }
+  // Another tuple with this key (a value holding the separator, U+0000): not shared.
+  if (found !== undefined) return { dims: own, key };
+  if (dimsPool.size >= DIMS_POOL_MAX) dimsPool.clear();
+  const shared: SharedDims = { dims: own, key: intern(key) };
+  dimsPool.set(shared.key, shared);
+  return shared;
+}
+
+function sameDims(pooled: Dims, dims: Dims, mask: boolean[] | null): boolean {
+  for (let i = 0; i < DIMENSIONS.length; i++) {
+    const k = DIMENSIONS[i] as Dimension;
+    if (pooled[k] !== (mask === null || mask[i] === true ? (dims[k] ?? '') : '')) return false;
+  }
+  return true;
+}
+
+export const dimsPoolSize = (): number => dimsPool.size;
+
+/** The shared dims of a window output's key (dimsKey of some dims), or undefined if not pooled. */
+export const pooledDimsOfKey = (key: string): Dims | undefined => dimsPool.get(key)?.dims;
+
+/** A session read from a checkpoint or changelog, with its dims and key shared (dims replaced, not mutated). */
 export function internSession(s: Session): Session {
-  s.dims = internDims({ ...s.dims });
-  // Checkpoints written before the key was cached have none.
-  s.dimsKey = intern(typeof s.dimsKey === 'string' ? s.dimsKey : dimsKey(s.dims));
+  const shared = sharedDims(s.dims);
+  s.dims = shared.dims;
+  s.dimsKey = shared.key;
   return s;
 }
 
 export function newSession(id: string, dims: Dims, tsMs: number, clockOffsetMs: number, kept: readonly Dimension[] = DIMENSIONS): Session {
-  const own = kept === DIMENSIONS ? internDims({ ...dims }) : mergeDims(emptyDims(), dims, kept);
+  const own = sharedDims(dims, kept);
   return {
     id, state: 'init', started: false, attemptTsMs: null, sinceMs: tsMs, extrapolatedToMs: tsMs, lastTsMs: tsMs, lastSeq: -1, seenBelow: 0,
-    dims: own, dimsKey: intern(dimsKey(own)), bitrateKbps: 0, droppedFrames: 0, clockOffsetMs, touchedAt: -1, logged: false, changed: false,
+    dims: own.dims, dimsKey: own.key, bitrateKbps: 0, droppedFrames: 0, clockOffsetMs, touchedAt: -1, logged: false, changed: false,
   };
 }
 
