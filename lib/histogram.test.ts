@@ -50,4 +50,17 @@ describe('log-bucket histogram', () => {
       expect(counts).toEqual(expected.map(([, c]) => c));
     }));
   });
+
+  it('fills given arrays the same way, whatever they held before (longer or shorter)', () => {
+    const entries = fc.array(fc.tuple(fc.integer({ min: 0, max: 480 }), fc.integer({ min: -5, max: 5 })), { maxLength: 60 });
+    const into = { keys: [] as number[], counts: [] as number[] };
+    fc.assert(fc.property(entries, fc.array(fc.integer(), { maxLength: 80 }), (es, stale) => {
+      into.keys.push(...stale);
+      into.counts.push(...stale.map((x) => -x));
+      const h = new Map(es);
+      const got = histogramToArrays(h, into);
+      expect(got).toBe(into);
+      expect(got).toEqual(histogramToArrays(h));
+    }));
+  });
 });
