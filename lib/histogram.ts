@@ -44,21 +44,29 @@ export function mergeHistograms(a: Histogram, b: Histogram): Histogram {
 
 /** Sorted parallel arrays, the storage form (ClickHouse Array(UInt16) / Array(Int64)). */
 export function histogramToArrays(h: Histogram, into?: { keys: number[]; counts: number[] }): { keys: number[]; counts: number[] } {
-  // An insertion sort of the non-zero buckets into the two arrays: a window's histograms hold few
-  // buckets, and spread + filter + sort + map made four arrays and a sort's work space for each of
-  // the three histograms of every metrics record. `into`: arrays to fill instead of new ones.
-  // Map#forEach with a shared callback and state, not for…of (a [key, count] array per bucket) nor
-  // a closure per call; arrays cut to length at the end, not emptied first (length = 0 drops their
-  // storage, and every push then grew it again).
   const out = into ?? { keys: [], counts: [] };
-  fill.keys = out.keys;
-  fill.counts = out.counts;
+  const n = sortBuckets(h, out.keys, out.counts);
+  out.keys.length = n;
+  out.counts.length = n;
+  return out;
+}
+
+/**
+ * The non-zero buckets of `h` in key order into keys[0, n) and counts[0, n); returns n. What the
+ * arrays hold from n on is left as it was: a writer that reuses them reads n entries (cutting them
+ * to length, or emptying them first, would drop their storage, and the next histogram grow it again).
+ */
+export function sortBuckets(h: Histogram, keys: number[], counts: number[]): number {
+  // An insertion sort: a window's histograms hold few buckets, and spread + filter + sort + map
+  // made four arrays and a sort's work space for each of the three histograms of every metrics
+  // record. Map#forEach with a shared callback and state: for…of made a [key, count] array per
+  // bucket, a callback closing over the arrays a closure per call.
+  fill.keys = keys;
+  fill.counts = counts;
   fill.n = 0;
   h.forEach(insertBucket, fill);
-  out.keys.length = fill.n;
-  out.counts.length = fill.n;
   fill.keys = fill.counts = NONE;
-  return out;
+  return fill.n;
 }
 
 const NONE: number[] = [];

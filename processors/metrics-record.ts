@@ -2,7 +2,7 @@ import { loadAvroType } from '../schemas/codec.js';
 import type avro from 'avsc';
 import { HEADER_BYTES, checkRecordLayout, createAvroCodec } from '../schemas/framing.js';
 import { DIMENSIONS, snakeCase } from '../schemas/events.js';
-import { histogramToArrays } from '../lib/histogram.js';
+import { histogramToArrays, sortBuckets } from '../lib/histogram.js';
 import { SUM_FIELDS, dimsKey, type WindowAcc } from './accumulator.js';
 import { MAX_CACHED_DIMS, createScratch } from './state-writer.js';
 import type { WindowOutput } from './partition.js';
@@ -126,18 +126,19 @@ export function createMetricsRecordWriter(): (out: WindowOutput, windowMs: numbe
     w.long(n);
   };
   // A histogram's non-zero buckets by key, into two arrays reused from one output to the next.
-  const sorted = { keys: [] as number[], counts: [] as number[] };
+  const keys: number[] = [];
+  const counts: number[] = [];
   const histogram = (h: Map<number, number>): void => {
-    const { keys, counts } = histogramToArrays(h, sorted);
+    const n = sortBuckets(h, keys, counts);
     // Two Avro arrays: one block each (none when empty), then the end.
-    if (keys.length > 0) {
-      w.long(keys.length);
-      for (const k of keys) int(k);
+    if (n > 0) {
+      w.long(n);
+      for (let i = 0; i < n; i++) int(keys[i] as number);
     }
     w.byte(0);
-    if (counts.length > 0) {
-      w.long(counts.length);
-      for (const c of counts) w.long(c);
+    if (n > 0) {
+      w.long(n);
+      for (let i = 0; i < n; i++) w.long(counts[i] as number);
     }
     w.byte(0);
   };
