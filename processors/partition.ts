@@ -6,6 +6,7 @@ import {
   ACTIVE_STATES, clockOffsetFor, correctedTs, mergeDims, newSession, observeSeq, pooledDimsOfKey, sharedDims, transition,
   type Session, type SessionState,
 } from './session.js';
+import { SessionMap } from './session-map.js';
 import { windowStartOf } from './windows.js';
 
 export interface ProcessorSettings {
@@ -34,7 +35,7 @@ export interface PartitionCounters {
 
 /** The state of one input partition: its sessions and its window accumulators. */
 export interface PartitionState {
-  sessions: Map<string, Session>;
+  sessions: SessionMap;
   /** windowStartMs → dimsKey → accumulator, for windows not yet closed. */
   open: Map<number, Map<string, WindowAcc>>;
   /** Deltas for windows already closed (retractions, expiry EBVS): emitted at the next advance. */
@@ -74,7 +75,7 @@ export type DeadLetterReason = 'late' | 'after_end';
 
 export function emptyPartitionState(): PartitionState {
   return {
-    sessions: new Map(), open: new Map(), corrections: new Map(), firedBeforeMs: -Infinity, closedBeforeMs: -Infinity, dirtyAccs: null, changed: null,
+    sessions: new SessionMap(), open: new Map(), corrections: new Map(), firedBeforeMs: -Infinity, closedBeforeMs: -Infinity, dirtyAccs: null, changed: null,
     counters: { events: 0, late: 0, reordered: 0, duplicates: 0, gaps: 0, afterEnd: 0, expired: 0, evicted: 0, skewCorrected: 0 },
   };
 }
@@ -155,9 +156,8 @@ function attribute(
 }
 
 function touch(ps: PartitionState, s: Session, inputOffset: number): void {
-  // Map order = least recently updated first: expiry and eviction scan from the front.
-  ps.sessions.delete(s.id);
-  ps.sessions.set(s.id, s);
+  // Least recently updated first: expiry and eviction scan from the front.
+  ps.sessions.touch(s);
   s.touchedAt = inputOffset;
 }
 
@@ -275,10 +275,10 @@ function expire(ps: PartitionState, cfg: ProcessorSettings, s: Session): void {
 }
 
 function evictOldest(ps: PartitionState, cfg: ProcessorSettings): void {
-  const oldest = ps.sessions.values().next();
-  if (oldest.done) return;
+  const oldest = ps.sessions.oldest();
+  if (oldest === undefined) return;
   ps.counters.evicted += 1;
-  expire(ps, cfg, oldest.value);
+  expire(ps, cfg, oldest);
 }
 
 /**

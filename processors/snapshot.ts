@@ -2,6 +2,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { countsOf, emptyAcc, type WindowAcc } from './accumulator.js';
 import type { PartitionState } from './partition.js';
+import { SessionMap } from './session-map.js';
 import { internSession, measuredFields, upgradeSession, withBookkeeping, type Session } from './session.js';
 
 /**
@@ -56,7 +57,7 @@ export function deserializePartition(j: unknown): PartitionState {
   const o = j as { sessions: Session[]; open: TableJson; corrections: TableJson; firedBeforeMs?: number | null; closedBeforeMs: number | null; counters: PartitionState['counters'] };
   const closedBeforeMs = o.closedBeforeMs ?? -Infinity;
   return {
-    sessions: new Map(o.sessions.map((s) => [s.id, withBookkeeping(internSession(upgradeSession(s)), -1, false)])),
+    sessions: SessionMap.from(o.sessions.map((s) => withBookkeeping(internSession(upgradeSession(s)), -1, false))),
     open: tableFromJson(o.open),
     corrections: tableFromJson(o.corrections),
     // A checkpoint from before on-time firing: nothing fired beyond what had closed.
