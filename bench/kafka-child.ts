@@ -228,6 +228,9 @@ async function feedLive(stream: ReturnType<typeof simulatedStream>, producer: Re
   }
 }
 
+/** (b): how long the stored rows must stay unchanged for a run to be over. */
+const STABLE_MS = 15_000;
+
 /** (b) Pre-filled qoe.beacons.v1, then the processor and sink roles until the input is processed and stored. */
 async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   const limit = Number(values.events);
@@ -278,9 +281,11 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
     await new Promise((r) => setTimeout(r, 50));
   }
   // Done = every input event processed and the sink has stored what the processor emitted: rows
-  // stop changing for 6 s, longer than the idle-partition timeout (5 s) after which the last windows
-  // close; the time and CPU of the last change are taken. Runtime.drain() is not used: on Kafka it
-  // did not return (see bench/README.md).
+  // stop changing for 15 s; the time and CPU of the last change are taken. Runtime.drain() is not
+  // used: on Kafka it did not return (see bench/README.md). The wait was 6 s, a second more than the
+  // idle-partition timeout after which the last windows can close: 2 runs of 6 in one A/B ended
+  // with ~52,000 rows stored instead of ~104,000 (1 M events, --period-ms 10000), and reported the
+  // CPU of a run without the last window's work (one of them 117,404 events/s per core).
   const rowsInserted = async (): Promise<number> => (await runtime.telemetry.sinkRows.get()).values.reduce((n, v) => n + v.value, 0);
   let rows = await rowsInserted();
   let wall = (performance.now() - t0) / 1000;
@@ -289,7 +294,7 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   // Live, the measure ends here: the input's last event is processed, the roles kept up with it,
   // and what follows is the tail of live sessions extrapolated into each new window until they
   // expire (sessionTimeoutMs), not work per event. The rows are still waited for (reported).
-  for (let stableSince = performance.now(); performance.now() - stableSince < 6000; ) {
+  for (let stableSince = performance.now(); performance.now() - stableSince < STABLE_MS; ) {
     await new Promise((r) => setTimeout(r, 50));
     const now = await rowsInserted();
     if (now !== rows) {
