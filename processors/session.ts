@@ -276,7 +276,8 @@ export function observeSeq(s: Session, seq: number): SeqVerdict {
 /**
  * An event's dimensions over the session's: non-empty values win. Only the dimensions `kept` in the
  * window tables (QOE_WINDOW_DIMENSIONS) are taken; the others stay ''. Copy-on-write: returns `base`
- * itself when nothing changes (the common case), a new object otherwise.
+ * itself when nothing changes (the common case), a new object otherwise, which the caller hands to
+ * sharedDims (that interns the values: not done here twice).
  */
 export function mergeDims(base: Dims, from: Dims, kept: readonly Dimension[] = DIMENSIONS): Dims {
   let out: Dims | null = null;
@@ -286,7 +287,7 @@ export function mergeDims(base: Dims, from: Dims, kept: readonly Dimension[] = D
     const v = from[k];
     if (v !== '' && v !== base[k]) {
       out ??= { ...base };
-      out[k] = intern(v);
+      out[k] = v;
     }
   }
   return out ?? base;
