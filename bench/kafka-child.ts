@@ -228,7 +228,7 @@ async function feedLive(stream: ReturnType<typeof simulatedStream>, producer: Re
   }
 }
 
-/** (b): how long the stored rows must stay unchanged for a run to be over. */
+/** (b): how long the stored rows must stay unchanged for a run to be over (6 s before 2026-12-01, sixteenth session). */
 const STABLE_MS = 15_000;
 
 /** (b) Pre-filled qoe.beacons.v1, then the processor and sink roles until the input is processed and stored. */
@@ -281,11 +281,11 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
     await new Promise((r) => setTimeout(r, 50));
   }
   // Done = every input event processed and the sink has stored what the processor emitted: rows
-  // stop changing for 15 s; the time and CPU of the last change are taken. Runtime.drain() is not
-  // used: on Kafka it did not return (see bench/README.md). The wait was 6 s, a second more than the
-  // idle-partition timeout after which the last windows can close: 2 runs of 6 in one A/B ended
-  // with ~52,000 rows stored instead of ~104,000 (1 M events, --period-ms 10000), and reported the
-  // CPU of a run without the last window's work (one of them 117,404 events/s per core).
+  // stop changing for STABLE_MS; the time and CPU of the last change are taken, so a longer wait
+  // only costs time. Runtime.drain() is not used: on Kafka it did not return (see bench/README.md).
+  // The rows stored vary between runs of the same input (~52,000 or ~104,000 at 1 M events,
+  // --period-ms 10000) whatever the wait: a window's row is written once, or twice (a first row,
+  // then a delta) when it fired while another partition still held some of its events.
   const rowsInserted = async (): Promise<number> => (await runtime.telemetry.sinkRows.get()).values.reduce((n, v) => n + v.value, 0);
   let rows = await rowsInserted();
   let wall = (performance.now() - t0) / 1000;
