@@ -287,10 +287,19 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   // --period-ms 10000) whatever the wait: a window's row is written once, or twice (a first row,
   // then a delta) when it fired while another partition still held some of its events.
   const rowsInserted = async (): Promise<number> => (await runtime.telemetry.sinkRows.get()).values.reduce((n, v) => n + v.value, 0);
+  const sum = async (metric: { get(): Promise<{ values: Array<{ value: number; metricName?: string }> }> }, name?: string): Promise<number> =>
+    (await metric.get()).values.filter((v) => name === undefined || v.metricName === name).reduce((n, v) => n + v.value, 0);
+  // Transactions (or sends, embedded) and changelog records: what a larger batch amortises. Read
+  // with the time and CPU (live: what the tail writes after the input ended is not counted).
+  const outputs = async (): Promise<{ commits: number; changelogRecords: number }> => ({
+    commits: await sum(runtime.telemetry.processorCommitSeconds, 'qoe_processor_commit_seconds_count'),
+    changelogRecords: await sum(runtime.telemetry.processorChangelogRecords),
+  });
   let rows = await rowsInserted();
   let wall = (performance.now() - t0) / 1000;
   let cpu = cpuSeconds() - c0;
   let gcs = gc.read();
+  let written = await outputs();
   // Live, the measure ends here: the input's last event is processed, the roles kept up with it,
   // and what follows is the tail of live sessions extrapolated into each new window until they
   // expire (sessionTimeoutMs), not work per event. The rows are still waited for (reported).
@@ -304,14 +313,10 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
       wall = (performance.now() - t0) / 1000;
       cpu = cpuSeconds() - c0;
       gcs = gc.read();
+      written = await outputs();
     }
   }
   gc.stop();
-  const sum = async (metric: { get(): Promise<{ values: Array<{ value: number; metricName?: string }> }> }, name?: string): Promise<number> =>
-    (await metric.get()).values.filter((v) => name === undefined || v.metricName === name).reduce((n, v) => n + v.value, 0);
-  // Transactions (or sends, embedded) and changelog records: what a larger batch amortises.
-  const commits = await sum(runtime.telemetry.processorCommitSeconds, 'qoe_processor_commit_seconds_count');
-  const changelogRecords = await sum(runtime.telemetry.processorChangelogRecords);
   if (allocations !== undefined) writeFileSync(join(values['alloc-prof-dir'], `processor-${kind}.heapprofile`), JSON.stringify(await allocations()));
   // Late events (applied at the close boundary, dead-lettered): a window fired before the events of a
   // partition still to be read would show here (lag-aware idleness, processors/watermark.ts).
@@ -319,7 +324,7 @@ async function processor(kind: 'embedded' | 'kafka'): Promise<ChildResult> {
   const [row] = await runtime.store.query<{ n: string }>('SELECT toString(count()) AS n FROM qoe_metrics');
   await runtime.stop();
   rmSync(dataDir, { recursive: true, force: true });
-  return { variant: `processor-${kind}`, events: inputs, wallSeconds: wall, cpuSeconds: cpu, extra: { rowsStored: Number(row?.n ?? 0), late, commits, changelogRecords, ...gcs } };
+  return { variant: `processor-${kind}`, events: inputs, wallSeconds: wall, cpuSeconds: cpu, extra: { rowsStored: Number(row?.n ?? 0), late, ...written, ...gcs } };
 }
 
 /**
